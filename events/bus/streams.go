@@ -1,0 +1,42 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"flatbed.dev/events"
+)
+
+// DuplicateWindow is how long JetStream remembers event ids to drop re-publishes.
+const DuplicateWindow = 10 * time.Minute
+
+// EnsureStreams creates or updates the pipeline and dead-letter streams. Every service calls
+// it at start-up; doing so twice is harmless.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
+	for _, cfg := range []jetstream.StreamConfig{
+		{
+			Name:        events.Stream,
+			Description: "flatbed pipeline events (CloudEvents, binary mode)",
+			Subjects:    []string{events.Prefix + ">"},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      7 * 24 * time.Hour,
+			Duplicates:  DuplicateWindow,
+		},
+		{
+			Name:        events.DeadStream,
+			Description: "flatbed messages no handler could read",
+			Subjects:    []string{events.DeadPrefix + ">"},
+			Storage:     jetstream.FileStorage,
+			MaxAge:      30 * 24 * time.Hour,
+		},
+	} {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("creating stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+package events
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Job is what one wish asks for. Every event carries it unchanged, so any stage (and anyone
+// running `nats sub`) can tell which wish and which run an event belongs to.
+type Job struct {
+	WishID        string    `json:"wish_id"`                 // one image of one submission
+	CorrelationID string    `json:"correlation_id"`          // the whole run (e.g. one `flatbed convert`)
+	Image         string    `json:"image"`                   // as wished: [scheme://]registry/repo[:tag][@digest]
+	CvmfsRepo     string    `json:"cvmfs_repo"`              // repository under the store root, e.g. unpacked.cern.ch
+	ThinImage     string    `json:"thin_image,omitempty"`    // where the thin image goes; "" with SkipThin
+	SkipThin      bool      `json:"skip_thin,omitempty"`     // -i/--skip-thin-image
+	ConvertAgain  bool      `json:"convert_again,omitempty"` // -g/--convert-again: ignore "already converted"
+	User          string    `json:"user,omitempty"`          // wishlist "user" (registry login for the thin image)
+	SubmittedAt   time.Time `json:"submitted_at"`
+}
+
+// Layer is one layer of a resolved image.
+type Layer struct {
+	Digest    string `json:"digest"`  // compressed, sha256:…
+	DiffID    string `json:"diff_id"` // uncompressed, sha256:…
+	MediaType string `json:"media_type"`
+	Size      int64  `json:"size"`
+}
+
+// Config is the part of the image configuration the later stages use.
+type Config struct {
+	Env        []string          `json:"env,omitempty"`
+	Cmd        []string          `json:"cmd,omitempty"`
+	Entrypoint []string          `json:"entrypoint,omitempty"`
+	WorkingDir string            `json:"working_dir,omitempty"`
+	User       string            `json:"user,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+}
+
+// Image is a resolved image: one platform's manifest with its layers, lowest first.
+type Image struct {
+	Registry     string          `json:"registry"`
+	Repository   string          `json:"repository"`
+	Tag          string          `json:"tag,omitempty"`
+	Name         string          `json:"name"`          // registry/repository:tag (or @digest): the store name
+	Digest       string          `json:"digest"`        // manifest digest, sha256:…
+	MediaType    string          `json:"media_type"`    // manifest media type
+	ConfigDigest string          `json:"config_digest"` // the image ID; names .flat/<xx>/<hex>
+	Platform     string          `json:"platform,omitempty"`
+	Layers       []Layer         `json:"layers"`
+	Config       Config          `json:"config"`
+	Manifest     json.RawMessage `json:"manifest"` // the raw manifest, stored as .metadata/…/manifest.json
+}
+
+// WishSubmitted asks for one image to be converted.
+type WishSubmitted struct {
+	Job Job `json:"job"`
+}
+
+// ImageResolved says what the image is and whether it is already in the store.
+type ImageResolved struct {
+	Job              Job   `json:"job"`
+	Image            Image `json:"image"`
+	AlreadyConverted bool  `json:"already_converted"`
+}
+
+// LayerRequested asks an ingester for one layer of an image. The image rides along so the
+// join after the ingesters needs no state of its own.
+type LayerRequested struct {
+	Job   Job   `json:"job"`
+	Image Image `json:"image"`
+	Index int   `json:"index"` // position of Layer in Image.Layers
+}
+
+// LayerIngested says one layer of an image is in the store (unpacked now, or already there).
+type LayerIngested struct {
+	Job            Job     `json:"job"`
+	Image          Image   `json:"image"`
+	Index          int     `json:"index"`
+	AlreadyPresent bool    `json:"already_present"`
+	Path           string  `json:"path"`  // .layers/xx/<hex>/layerfs, relative to the repository
+	Bytes          int64   `json:"bytes"` // compressed bytes fetched (0 when already present)
+	Seconds        float64 `json:"seconds"`
+}
+
+// ImageFlattened says the flat root file system and the public path exist.
+type ImageFlattened struct {
+	Job            Job     `json:"job"`
+	Image          Image   `json:"image"`
+	FlatPath       string  `json:"flat_path"`   // .flat/xx/<hex>, relative to the repository
+	PublicPath     string  `json:"public_path"` // registry/repo:tag, relative to the repository
+	AlreadyPresent bool    `json:"already_present"`
+	Seconds        float64 `json:"seconds"`
+}
+
+// ThinPushed says the thin image was pushed (or skipped on request).
+type ThinPushed struct {
+	Job        Job     `json:"job"`
+	Image      Image   `json:"image"`
+	FlatPath   string  `json:"flat_path"`
+	PublicPath string  `json:"public_path"`
+	ThinImage  string  `json:"thin_image,omitempty"`
+	ThinDigest string  `json:"thin_digest,omitempty"`
+	Skipped    bool    `json:"skipped"`
+	Seconds    float64 `json:"seconds"`
+}
+
+// ImageFailed is a stage giving up on an image; the notifier turns it into ConversionFailed.
+type ImageFailed struct {
+	Job   Job    `json:"job"`
+	Image *Image `json:"image,omitempty"` // nil when the resolver could not resolve it
+	Stage string `json:"stage"`
+	Layer string `json:"layer,omitempty"` // the layer digest, when one layer failed
+	Error string `json:"error"`
+}
+
+// ConversionCompleted is the end of a wish: the image is in the store.
+type ConversionCompleted struct {
+	Job              Job     `json:"job"`
+	Image            Image   `json:"image"`
+	Repository       string  `json:"repository"`  // the store repository root
+	FlatPath         string  `json:"flat_path"`   // relative to Repository
+	PublicPath       string  `json:"public_path"` // relative to Repository
+	ThinImage        string  `json:"thin_image,omitempty"`
+	ThinDigest       string  `json:"thin_digest,omitempty"`
+	AlreadyConverted bool    `json:"already_converted"`
+	Seconds          float64 `json:"seconds"` // since the wish was submitted
+}
+
+// ConversionFailed is the end of a wish that did not convert.
+type ConversionFailed struct {
+	Job     Job     `json:"job"`
+	Stage   string  `json:"stage"`
+	Layer   string  `json:"layer,omitempty"`
+	Error   string  `json:"error"`
+	Seconds float64 `json:"seconds"`
+}

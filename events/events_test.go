@@ -1,0 +1,89 @@
+package events_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"flatbed.dev/events"
+)
+
+func TestSchemasAreCurrent(t *testing.T) {
+	for typ := range events.Types() {
+		want, err := events.GenerateSchema(typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := events.Schemas.ReadFile("schemas/" + typ + ".json")
+		if err != nil {
+			t.Fatalf("schemas/%s.json missing: run go generate ./events", typ)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("schemas/%s.json is stale: run `go generate` in events/", typ)
+		}
+	}
+}
+
+func sampleJob() events.Job {
+	return events.Job{WishID: "w", CorrelationID: "c", Image: "http://127.0.0.1:5000/données/x:1", CvmfsRepo: "unpacked.example.org", SubmittedAt: time.Now()}
+}
+
+func TestValidateData(t *testing.T) {
+	img := events.Image{Registry: "r", Repository: "x", Name: "r/x:1", Digest: "sha256:aa", MediaType: "m", ConfigDigest: "sha256:bb",
+		Layers: []events.Layer{{Digest: "sha256:cc", DiffID: "sha256:dd", MediaType: "m", Size: 1}}, Manifest: json.RawMessage(`{}`)}
+	good := events.LayerIngested{Job: sampleJob(), Image: img, Path: ".layers/cc/cc/layerfs"}
+	b, _ := json.Marshal(good)
+	if err := events.ValidateData(events.LayerIngestedType, b); err != nil {
+		t.Errorf("valid data rejected: %v", err)
+	}
+	if err := events.ValidateData(events.LayerIngestedType, []byte(`{"job":{"wish_id":3}}`)); err == nil {
+		t.Error("invalid data accepted")
+	}
+	if err := events.ValidateData("no.such", b); err == nil {
+		t.Error("unknown type accepted")
+	}
+}
+
+func TestEnvelopeRoundTrip(t *testing.T) {
+	job := sampleJob()
+	env, err := events.New(events.WishSubmittedType, "flatbed/test", events.ID(events.WishSubmittedType, "w"), job, job.Image, events.WishSubmitted{Job: job})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := env.Msg(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			for _, r := range v {
+				if r > 0x7e {
+					t.Errorf("header %s=%q is not ASCII", k, v)
+				}
+			}
+		}
+	}
+	if m.Header.Get("Nats-Msg-Id") != env.ID {
+		t.Errorf("Nats-Msg-Id = %q, want %q", m.Header.Get("Nats-Msg-Id"), env.ID)
+	}
+	ev, err := events.Parse(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Subject() != job.Image {
+		t.Errorf("subject = %q, want %q", ev.Subject(), job.Image)
+	}
+	if events.ShortType(ev) != events.WishSubmittedType || !strings.HasSuffix(ev.DataSchema(), "/wish.submitted.json") {
+		t.Errorf("type %q schema %q", ev.Type(), ev.DataSchema())
+	}
+	var w events.WishSubmitted
+	if err := events.Decode(ev, &w); err != nil || w.Job.Image != job.Image {
+		t.Errorf("decoded %+v %v", w, err)
+	}
+	if err := events.ValidateData(events.WishSubmittedType, ev.Data()); err != nil {
+		t.Error(err)
+	}
+}
