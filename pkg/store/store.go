@@ -100,6 +100,10 @@ func (s *Store) TempDir(final string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("creating temporary directory in %s: %w", parent, err)
 	}
+	// MkdirTemp makes 0700; published trees are read by every client.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", err
+	}
 	return dir, nil
 }
 

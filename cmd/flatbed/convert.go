@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"flatbed.dev/events"
+	"flatbed.dev/pkg/wishlist"
+)
+
+// convertOpts are the per-run DUCC flags.
+type convertOpts struct {
+	skipThin     bool
+	convertAgain bool
+	timeout      time.Duration
+}
+
+func (o *convertOpts) flags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.BoolVarP(&o.skipThin, "skip-thin-image", "i", false, "do not push thin images")
+	f.BoolVarP(&o.convertAgain, "convert-again", "g", false, "convert images the store already holds")
+	f.DurationVar(&o.timeout, "timeout", 2*time.Hour, "give up waiting for results after this long")
+}
+
+func newConvert(g *globals) *cobra.Command {
+	o := &convertOpts{}
+	cmd := &cobra.Command{
+		Use:   "convert WISHLIST",
+		Short: "Convert every image of a DUCC wishlist",
+		Long: `Convert every image of a DUCC v1 wishlist into the store.
+
+Without --nats the whole pipeline runs in this process over an embedded NATS server.
+With --nats the wishes are published to that server, and the services started with
+'flatbed serve' do the work; this command waits for their results.
+Exit status: 0 when every image converted (or its error is in ignoreErrors), 1 otherwise,
+102/103 when the wishlist cannot be read/parsed, 104 when the repository does not exist.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			wl, err := wishlist.Load(args[0])
+			if err != nil {
+				if errors.Is(err, wishlist.ErrRead) {
+					return &exitError{exitReadWishlist, err}
+				}
+				return &exitError{exitParseWishlist, err}
+			}
+			return convert(cmd.Context(), g, o, wl)
+		},
+	}
+	o.flags(cmd)
+	return cmd
+}
+
+func newConvertSingle(g *globals) *cobra.Command {
+	o := &convertOpts{}
+	var output string
+	cmd := &cobra.Command{
+		Use:   "convert-single-image IMAGE REPO",
+		Short: "Convert one image into repository REPO",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output == "" {
+				o.skipThin = true
+			}
+			data := fmt.Sprintf("version: 1\nuser: ''\ncvmfs_repo: %q\ninput:\n  - %q\n", args[1], args[0])
+			if output != "" {
+				data += fmt.Sprintf("output_format: %q\n", output)
+			}
+			wl, err := wishlist.Parse([]byte(data), "command line")
+			if err != nil {
+				return &exitError{exitParseWishlist, err}
+			}
+			return convert(cmd.Context(), g, o, wl)
+		},
+	}
+	o.flags(cmd)
+	cmd.Flags().StringVar(&output, "output-format", "", "thin image name format (default: no thin image)")
+	return cmd
+}
+
+// convert submits one wish per input image and waits until each has a result.
+func convert(ctx context.Context, g *globals, o *convertOpts, wl *wishlist.Wishlist) error {
+	repoRoot := filepath.Join(g.storeRoot, wl.CvmfsRepo)
+	if err := ensureRepository(g.storeRoot, repoRoot); err != nil {
+		return err
+	}
+	var services []string
+	if g.natsURL == "" {
+		services = allServices
+	}
+	p, err := startPipeline(ctx, g, services, "")
+	if err != nil {
+		return err
+	}
+	defer p.close()
+
+	runCtx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	correlation := uuid.NewString()
+	results, err := watchResults(runCtx, p.bus.JetStream(), correlation)
+	if err != nil {
+		return err
+	}
+	if len(services) > 0 {
+		go func() {
+			if err := p.bus.Run(runCtx); err != nil {
+				g.log.Error("pipeline stopped", "err", err)
+			}
+		}()
+		<-p.bus.Running()
+	}
+	g.log.Info("converting", "wishlist", wl.Path, "images", len(wl.Input), "repository", repoRoot)
+
+	pending := map[string]string{} // wish id -> image
+	for _, ref := range wl.Refs() {
+		job := events.Job{WishID: uuid.NewString(), CorrelationID: correlation, Image: ref.String(), CvmfsRepo: wl.CvmfsRepo,
+			SkipThin: o.skipThin, ConvertAgain: o.convertAgain, User: wl.User, SubmittedAt: time.Now().UTC()}
+		if !o.skipThin {
+			if job.ThinImage, err = wl.Output(ref); err != nil {
+				return &exitError{exitParseWishlist, err}
+			}
+		}
+		env, err := events.New(events.WishSubmittedType, "flatbed/cli", events.ID(events.WishSubmittedType, job.WishID), job, job.Image, events.WishSubmitted{Job: job})
+		if err != nil {
+			return err
+		}
+		if err := p.bus.Publish(runCtx, env); err != nil {
+			return err
+		}
+		pending[job.WishID] = job.Image
+	}
+
+	failed := 0
+	for len(pending) > 0 {
+		select {
+		case <-runCtx.Done():
+			for _, img := range pending {
+				fmt.Fprintf(os.Stderr, "no result for %s\n", img)
+			}
+			return &exitError{exitSomeFailed, fmt.Errorf("gave up waiting after %s with %d image(s) unfinished: %w", o.timeout, len(pending), runCtx.Err())}
+		case r := <-results:
+			img, ok := pending[r.wishID]
+			if !ok {
+				continue
+			}
+			delete(pending, r.wishID)
+			if r.completed != nil {
+				c := r.completed
+				how := "converted"
+				if c.AlreadyConverted {
+					how = "already converted"
+				}
+				fmt.Printf("%-17s %s -> %s\n", how, img, filepath.Join(c.Repository, c.PublicPath))
+				continue
+			}
+			if wl.Ignored(img) {
+				fmt.Printf("%-17s %s: %s (ignored: matches ignoreErrors)\n", "failed", img, r.failed.Error)
+				continue
+			}
+			failed++
+			fmt.Printf("%-17s %s: %s\n", "FAILED", img, r.failed.Error)
+		}
+	}
+	fmt.Printf("repository: %s\n", repoRoot)
+	if failed > 0 {
+		return &exitError{exitSomeFailed, fmt.Errorf("%d of %d image(s) failed", failed, len(wl.Input))}
+	}
+	return nil
+}
+
+// ensureRepository creates the repository directory in a local store. Under /cvmfs the
+// repository must exist already (a CVMFS repository is created by cvmfs_server, not by us).
+func ensureRepository(storeRoot, repoRoot string) error {
+	if fi, err := os.Stat(repoRoot); err == nil && fi.IsDir() {
+		return nil
+	}
+	if filepath.Clean(storeRoot) == "/cvmfs" {
+		return &exitError{exitNoRepository, fmt.Errorf("repository %s does not exist: create it with cvmfs_server mkfs, or check cvmfs_repo", repoRoot)}
+	}
+	if err := os.MkdirAll(repoRoot, 0o755); err != nil {
+		return &exitError{exitNoRepository, fmt.Errorf("creating repository %s: %w", repoRoot, err)}
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/spf13/cobra"
+
+	"flatbed.dev/pkg/imagegen"
+	"flatbed.dev/pkg/wishlist"
+)
+
+func newDemo(g *globals) *cobra.Command {
+	o := &convertOpts{}
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Start a local registry with generated images and convert them (no internet needed)",
+		Long: `Start a registry on a free loopback port (Debian's docker-registry when installed, else an
+in-process one), push generated demo images to it, write a demo wishlist and convert it
+with the whole pipeline over an embedded NATS server. Thin images are pushed back to the
+same registry.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			host, stop, err := startDemoRegistry(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			imgs := imagegen.Demo()
+			if err := imagegen.Push(ctx, host, imgs); err != nil {
+				return fmt.Errorf("pushing demo images to %s: %w", host, err)
+			}
+			var b strings.Builder
+			fmt.Fprintf(&b, "version: 1\nuser: demo\ncvmfs_repo: 'demo.flatbed.local'\noutput_format: '$(scheme)://$(registry)/thin/$(repository):$(tag)'\ninput:\n")
+			for _, img := range imgs {
+				fmt.Fprintf(&b, "  - 'http://%s/%s:%s'\n", host, img.Name, img.Tag)
+			}
+			if err := os.MkdirAll(g.stateDir, 0o755); err != nil {
+				return err
+			}
+			path := filepath.Join(g.stateDir, "demo-wishlist.yaml")
+			if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+				return err
+			}
+			fmt.Printf("registry:  http://%s (%d demo images)\nwishlist:  %s\nstore:     %s\n\n", host, len(imgs), path, g.storeRoot)
+			wl, err := wishlist.Load(path)
+			if err != nil {
+				return &exitError{exitParseWishlist, err}
+			}
+			if err := convert(ctx, g, o, wl); err != nil {
+				return err
+			}
+			repo := filepath.Join(g.storeRoot, wl.CvmfsRepo)
+			fmt.Printf("\nTry:\n  ls -la %s/%s/demo\n  ls %s/.layers/*/\n  cat %s/%s/demo/hello:1.0/etc/os-release\n",
+				repo, host, repo, repo, host)
+			return nil
+		},
+	}
+	o.flags(cmd)
+	return cmd
+}
+
+// startDemoRegistry runs the distribution registry on a free loopback port, or an in-process
+// registry when docker-registry is not installed.
+func startDemoRegistry(ctx context.Context, g *globals) (host string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	host = ln.Addr().String()
+	bin, lookErr := exec.LookPath("docker-registry")
+	if lookErr != nil {
+		g.log.Info("docker-registry not installed; using an in-process registry for the demo")
+		srv := &http.Server{Handler: ggcrregistry.New(ggcrregistry.Logger(nil))}
+		go srv.Serve(ln)
+		return host, func() { srv.Close() }, nil
+	}
+	ln.Close()
+	dir, err := os.MkdirTemp("", "flatbed-demo-registry-")
+	if err != nil {
+		return "", nil, err
+	}
+	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), host)
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
+		return "", nil, err
+	}
+	c := exec.CommandContext(ctx, bin, "serve", filepath.Join(dir, "config.yml"))
+	c.Stdout, c.Stderr = nil, nil
+	if err := c.Start(); err != nil {
+		return "", nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	stop = func() {
+		_ = c.Process.Kill()
+		_ = c.Wait()
+		_ = os.RemoveAll(dir)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + host + "/v2/"); err == nil {
+			resp.Body.Close()
+			g.log.Info("demo registry started", "binary", bin, "addr", host)
+			return host, stop, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	return "", nil, fmt.Errorf("%s did not answer on %s within 15s", bin, host)
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"flatbed.dev/events/bus"
+	"flatbed.dev/pkg/notification"
+	"flatbed.dev/services/flattener"
+	"flatbed.dev/services/ingester"
+	"flatbed.dev/services/notifier"
+	"flatbed.dev/services/resolver"
+	"flatbed.dev/services/thinpusher"
+)
+
+// allServices in pipeline order.
+var allServices = []string{resolver.Name, ingester.Name, flattener.Name, thinpusher.Name, notifier.Name}
+
+// pipeline is a bus connection and, maybe, an embedded NATS server and services.
+type pipeline struct {
+	bus      *bus.Bus
+	embedded *bus.Embedded
+	closers  []func()
+}
+
+// startPipeline connects to NATS (or starts the embedded server; listen is its client
+// address, "" for in-process only) and registers the named services.
+func startPipeline(ctx context.Context, g *globals, services []string, listen string) (*pipeline, error) {
+	p := &pipeline{}
+	var connect func(name string) (*nats.Conn, error)
+	if g.natsURL != "" {
+		url := g.natsURL
+		connect = func(name string) (*nats.Conn, error) {
+			nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1))
+			if err != nil {
+				return nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
+			}
+			return nc, nil
+		}
+	} else {
+		port := 0
+		if listen != "" {
+			_, ps, err := net.SplitHostPort(listen)
+			if err != nil {
+				return nil, fmt.Errorf("--nats-listen %q: %w", listen, err)
+			}
+			fmt.Sscan(ps, &port)
+		}
+		dir := filepath.Join(g.stateDir, "jetstream")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("creating the state directory: %w", err)
+		}
+		ns, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: dir, Port: port, Logger: g.log})
+		if err != nil {
+			return nil, err
+		}
+		p.embedded = ns
+		p.closers = append(p.closers, ns.Shutdown)
+		connect = ns.Connect
+		if u := ns.URL(); u != "" {
+			g.log.Info("embedded NATS listening", "url", u, "state", dir)
+		}
+	}
+	b, err := bus.New(ctx, bus.Options{Connect: connect, Source: "flatbed", Logger: g.log})
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	p.bus = b
+	for _, name := range services {
+		if err := register(ctx, g, b, name); err != nil {
+			p.close()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
+	log := g.log.With("service", name)
+	switch name {
+	case resolver.Name:
+		return (&resolver.Service{StoreRoot: g.storeRoot, Bus: b, Log: log}).Register(ctx, b)
+	case ingester.Name:
+		return (&ingester.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Concurrency: g.jobs, MaxAttempts: g.maxAttempts}).Register(ctx, b)
+	case flattener.Name:
+		return (&flattener.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, MaxAttempts: g.maxAttempts}).Register(ctx, b)
+	case thinpusher.Name:
+		return (&thinpusher.Service{Bus: b, Log: log, MaxAttempts: g.maxAttempts}).Register(ctx, b)
+	case notifier.Name:
+		s := &notifier.Service{StoreRoot: g.storeRoot, Bus: b, Log: log}
+		if g.notification != "" {
+			f, err := notification.Open(g.notification)
+			if err != nil {
+				return err
+			}
+			s.Lines = f
+		}
+		return s.Register(ctx, b)
+	}
+	return fmt.Errorf("unknown service %q: choose from %s", name, strings.Join(allServices, ", "))
+}
+
+func checkServices(names []string) error {
+	for _, n := range names {
+		if !slices.Contains(allServices, n) {
+			return fmt.Errorf("unknown service %q: choose from %s", n, strings.Join(allServices, ", "))
+		}
+	}
+	return nil
+}
+
+func (p *pipeline) close() {
+	if p.bus != nil {
+		_ = p.bus.Close()
+	}
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i]()
+	}
+}
+
+// serveMetrics serves /metrics, /healthz and /readyz on addr (loopback by default).
+func serveMetrics(ctx context.Context, log *slog.Logger, addr string, ready func() bool) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("metrics address %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.DefaultGatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	srv := &http.Server{Handler: mux}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return ln.Addr().String(), nil
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lmittmann/tint"
+	"github.com/spf13/cobra"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	storeRoot    string
+	stateDir     string
+	natsURL      string
+	notification string
+	verbose      bool
+	jobs         int
+	maxAttempts  int
+	log          *slog.Logger
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "flatbed",
+		Short:         "Publish container images unpacked into a CernVM-FS style store",
+		Long:          "flatbed converts container images into DUCC's unpacked layout (.layers, .flat, public symlinks, thin images)\nwith a pipeline of services (resolver, ingester, flattener, thinpusher, notifier) talking over NATS JetStream.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			g.log = newLogger(g.verbose)
+			slog.SetDefault(g.log)
+		},
+	}
+	f := root.PersistentFlags()
+	f.StringVar(&g.storeRoot, "store-root", defaultStoreRoot(), "directory holding one directory per CVMFS repository (e.g. /cvmfs)")
+	f.StringVar(&g.stateDir, "state-dir", defaultStateDir(), "where the embedded NATS server keeps its JetStream state")
+	f.StringVar(&g.natsURL, "nats", "", "NATS server URL; empty runs an embedded server")
+	f.StringVarP(&g.notification, "notification-file", "n", "", "append DUCC JSON-lines notifications to this file")
+	f.BoolVarP(&g.verbose, "verbose", "v", false, "debug logging")
+	f.IntVar(&g.jobs, "max-concurrent-downloads", 4, "layers fetched and unpacked at once by each ingester")
+	f.IntVar(&g.maxAttempts, "max-attempts", 5, "deliveries of one step before it is declared failed")
+	root.AddCommand(newConvert(g), newConvertSingle(g), newServe(g), newCheckImageSyntax(g), newDownloadManifest(g), newDemo(g), newVersion())
+	return root
+}
+
+func newLogger(debug bool) *slog.Logger {
+	level := slog.LevelInfo
+	if debug {
+		level = slog.LevelDebug
+	}
+	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		return slog.New(tint.NewHandler(os.Stderr, &tint.Options{Level: level, TimeFormat: time.TimeOnly}))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func dataHome() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return d
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share")
+	}
+	return os.TempDir()
+}
+
+func defaultStoreRoot() string { return filepath.Join(dataHome(), "flatbed", "store") }
+
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "flatbed")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "flatbed")
+	}
+	return filepath.Join(os.TempDir(), "flatbed-state")
+}
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func newVersion() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "flatbed", version) },
+	}
+}

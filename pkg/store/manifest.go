@@ -1,0 +1,92 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// ReadManifestConfig returns the config digest named by a stored manifest.json.
+func ReadManifestConfig(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	var m struct {
+		Config struct {
+			Digest string `json:"digest"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return "", fmt.Errorf("parsing %s: %w", path, err)
+	}
+	return m.Config.Digest, nil
+}
+
+// WriteFileAtomic writes data to path through a temporary file and a rename, so readers see
+// the old or the new content, never a part. If path already holds data nothing is written
+// (changed is false): unchanged files keep their inode and mtime.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) (changed bool, err error) {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return false, nil
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return false, fmt.Errorf("writing %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return false, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return false, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return false, fmt.Errorf("syncing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return false, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return false, fmt.Errorf("writing %s: %w", path, err)
+	}
+	return true, nil
+}
+
+// SymlinkAtomic makes path a symlink to target, replacing what was there in one rename.
+// An identical link is left alone.
+func SymlinkAtomic(target, path string) (changed bool, err error) {
+	if old, err := os.Readlink(path); err == nil && old == target {
+		return false, nil
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	tmp, err := os.MkdirTemp(dir, ".tmp-link-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(tmp)
+	l := filepath.Join(tmp, "l")
+	if err := os.Symlink(target, l); err != nil {
+		return false, fmt.Errorf("linking %s: %w", path, err)
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.IsDir() {
+		return false, fmt.Errorf("public path %s is a directory, not a symlink: remove it or choose another name", path)
+	}
+	if err := os.Rename(l, path); err != nil {
+		return false, fmt.Errorf("linking %s: %w", path, err)
+	}
+	return true, nil
+}

@@ -1,0 +1,169 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"flatbed.dev/events"
+	"flatbed.dev/events/bus"
+	"flatbed.dev/pkg/imageref"
+	"flatbed.dev/pkg/layer"
+	"flatbed.dev/pkg/registry"
+	"flatbed.dev/pkg/store"
+)
+
+// Name is the service's name: its durable consumer and its CloudEvents source.
+const Name = "ingester"
+
+const source = "flatbed/" + Name
+
+// Publisher is the part of the bus the ingester needs.
+type Publisher interface {
+	Publish(ctx context.Context, env *events.Envelope) error
+}
+
+// Service ingests layers.
+type Service struct {
+	StoreRoot   string
+	Bus         Publisher
+	Log         *slog.Logger
+	Registry    []registry.Option
+	Concurrency int                  // layers unpacked at once by this process (--max-concurrent-downloads)
+	MaxAttempts int                  // deliveries of one layer before it is declared failed
+	Whiteouts   layer.WhiteoutFormat // "" = probe the store once
+	Metrics     *Metrics
+}
+
+// Register adds the ingester's consumer to b.
+func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	if s.Metrics == nil {
+		s.Metrics = NewMetrics(prometheus.DefaultRegisterer)
+	}
+	if s.Concurrency <= 0 {
+		s.Concurrency = 4
+	}
+	return b.Handle(ctx, bus.Consumer{Name: Name, Types: []string{events.LayerRequestedType}, Concurrency: s.Concurrency, MaxAttempts: s.MaxAttempts}, s.Handle)
+}
+
+// Handle makes sure one layer is in the store and says so.
+func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
+	var in events.LayerRequested
+	if err := d.Decode(&in); err != nil {
+		return err
+	}
+	if in.Index < 0 || in.Index >= len(in.Image.Layers) {
+		return s.fail(ctx, in, "", fmt.Errorf("layer index %d out of range (image has %d layers)", in.Index, len(in.Image.Layers)))
+	}
+	l := in.Image.Layers[in.Index]
+	st := store.New(filepath.Join(s.StoreRoot, in.Job.CvmfsRepo))
+	start := time.Now()
+	present := st.HasLayer(l.Digest)
+	var fetched int64
+	if present {
+		s.Metrics.Layers.WithLabelValues("present").Inc()
+	} else {
+		meta, err := s.ingest(ctx, st, in, l)
+		if err != nil {
+			if errors.Is(err, context.Canceled) || !d.LastAttempt() {
+				return err
+			}
+			return s.fail(ctx, in, l.Digest, err)
+		}
+		if meta == nil { // another ingester published it first
+			present = true
+			s.Metrics.Layers.WithLabelValues("present").Inc()
+		} else {
+			fetched = meta.Size
+			s.Metrics.Layers.WithLabelValues("unpacked").Inc()
+			s.Metrics.Bytes.Add(float64(meta.Size))
+		}
+	}
+	if err := addOrigin(st, l.Digest, in.Image.ConfigDigest); err != nil {
+		return err
+	}
+	rel, _ := filepath.Rel(st.Root, st.LayerFS(l.Digest))
+	out := events.LayerIngested{Job: in.Job, Image: in.Image, Index: in.Index, AlreadyPresent: present,
+		Path: filepath.ToSlash(rel), Bytes: fetched, Seconds: time.Since(start).Seconds()}
+	env, err := events.New(events.LayerIngestedType, source, events.ID(events.LayerIngestedType, in.Job.WishID, in.Image.Digest, l.Digest, fmt.Sprint(in.Index)),
+		in.Job, in.Job.Image, out)
+	if err != nil {
+		return err
+	}
+	return s.Bus.Publish(ctx, env)
+}
+
+// ingest streams the layer blob into a temporary directory and renames it into place.
+// It returns nil metadata when another ingester won the race (its copy is kept).
+func (s *Service) ingest(ctx context.Context, st *store.Store, in events.LayerRequested, l events.Layer) (*layer.Meta, error) {
+	log := s.Log.With("wish", in.Job.WishID, "image", in.Job.Image, "layer", l.Digest)
+	ref, err := imageref.Parse(in.Job.Image)
+	if err != nil {
+		return nil, err
+	}
+	gref, err := ref.GGCR()
+	if err != nil {
+		return nil, err
+	}
+	final := st.LayerDir(l.Digest)
+	tmp, err := st.TempDir(final)
+	if err != nil {
+		return nil, err
+	}
+	discard := func() { _ = store.RemoveAll(tmp) }
+	fs := filepath.Join(tmp, "layerfs")
+	if err := mkdir(fs); err != nil {
+		discard()
+		return nil, err
+	}
+	wo := s.Whiteouts
+	if wo == "" {
+		wo = layer.DefaultWhiteouts(tmp)
+	}
+	blob, err := openBlob(ctx, gref.Context().Digest(l.Digest), s.Registry)
+	if err != nil {
+		discard()
+		return nil, err
+	}
+	log.Debug("unpacking layer", "size", l.Size)
+	meta, err := layer.Extract(ctx, &countingReader{r: blob, n: &s.Metrics.fetched}, fs, layer.Want{Digest: l.Digest, DiffID: l.DiffID, MediaType: l.MediaType}, layer.Options{Whiteouts: wo, Logger: log})
+	blob.Close()
+	if err != nil {
+		discard()
+		return nil, fmt.Errorf("unpacking layer %s of %s: %w", l.Digest, in.Job.Image, err)
+	}
+	if err := layer.WriteMeta(filepath.Join(tmp, ".metadata"), meta); err != nil {
+		discard()
+		return nil, err
+	}
+	won, err := st.Publish(tmp, final)
+	if err != nil {
+		discard()
+		return nil, err
+	}
+	if !won {
+		log.Info("layer published by another ingester; discarded this copy")
+		return nil, nil
+	}
+	log.Info("layer unpacked", "bytes", meta.Size, "entries", meta.Entries, "whiteouts", meta.Whiteouts)
+	return meta, nil
+}
+
+func (s *Service) fail(ctx context.Context, in events.LayerRequested, digest string, cause error) error {
+	s.Log.Error("layer failed", "wish", in.Job.WishID, "image", in.Job.Image, "layer", digest, "err", cause)
+	img := in.Image
+	env, err := events.New(events.ImageFailedType, source, events.ID(events.ImageFailedType, in.Job.WishID, Name, digest), in.Job, in.Job.Image,
+		events.ImageFailed{Job: in.Job, Image: &img, Stage: Name, Layer: digest, Error: cause.Error()})
+	if err != nil {
+		return err
+	}
+	return s.Bus.Publish(ctx, env)
+}

@@ -1,0 +1,175 @@
+package notifier
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"flatbed.dev/events"
+	"flatbed.dev/events/bus"
+	"flatbed.dev/pkg/store"
+)
+
+// Name is the service's name: its durable consumer and its CloudEvents source.
+const Name = "notifier"
+
+const source = "flatbed/" + Name
+
+// Publisher is the part of the bus the notifier needs.
+type Publisher interface {
+	Publish(ctx context.Context, env *events.Envelope) error
+}
+
+// Lines receives DUCC notification lines (nil: no notification file).
+type Lines interface {
+	Write(ctx context.Context, fields map[string]string) error
+}
+
+// Service reports results.
+type Service struct {
+	StoreRoot string
+	Bus       Publisher
+	Log       *slog.Logger
+	Lines     Lines
+}
+
+// Register adds the notifier's consumer to b.
+func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	return b.Handle(ctx, bus.Consumer{Name: Name, Types: []string{
+		events.ImageResolvedType, events.LayerIngestedType, events.ImageFlattenedType, events.ThinPushedType, events.ImageFailedType,
+	}}, s.Handle)
+}
+
+// Handle reports one stage's event.
+func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
+	switch d.Type {
+	case events.ImageResolvedType:
+		var in events.ImageResolved
+		if err := d.Decode(&in); err != nil {
+			return err
+		}
+		if !in.AlreadyConverted {
+			return nil
+		}
+		s.Log.Info("already converted", "wish", in.Job.WishID, "image", in.Job.Image)
+		return s.completed(ctx, in.Job, events.ConversionCompleted{Image: in.Image, FlatPath: flatRel(in.Image.ConfigDigest),
+			PublicPath: in.Image.Name, AlreadyConverted: true})
+	case events.LayerIngestedType:
+		var in events.LayerIngested
+		if err := d.Decode(&in); err != nil {
+			return err
+		}
+		if in.AlreadyPresent {
+			return nil
+		}
+		l := in.Image.Layers[in.Index]
+		return s.pair(ctx, "layer_conversion", in.Seconds, map[string]string{
+			"image": in.Job.Image, "layer_digest": l.Digest, "size_bytes": fmt.Sprint(in.Bytes), "status": "ok",
+		})
+	case events.ImageFlattenedType:
+		var in events.ImageFlattened
+		if err := d.Decode(&in); err != nil {
+			return err
+		}
+		if in.AlreadyPresent {
+			return nil
+		}
+		if err := s.pair(ctx, "flat_conversion", in.Seconds, map[string]string{"image": in.Job.Image, "status": "ok"}); err != nil {
+			return err
+		}
+		return s.line(ctx, map[string]string{"action": "publish_flat_image", "image": in.Job.Image,
+			"public_path": in.PublicPath, "private_path": in.FlatPath, "status": "ok"})
+	case events.ThinPushedType:
+		var in events.ThinPushed
+		if err := d.Decode(&in); err != nil {
+			return err
+		}
+		return s.completed(ctx, in.Job, events.ConversionCompleted{Image: in.Image, FlatPath: in.FlatPath, PublicPath: in.PublicPath,
+			ThinImage: in.ThinImage, ThinDigest: in.ThinDigest})
+	case events.ImageFailedType:
+		var in events.ImageFailed
+		if err := d.Decode(&in); err != nil {
+			return err
+		}
+		return s.failed(ctx, in)
+	}
+	return nil
+}
+
+func (s *Service) completed(ctx context.Context, job events.Job, c events.ConversionCompleted) error {
+	c.Job = job
+	c.Repository = filepath.Join(s.StoreRoot, job.CvmfsRepo)
+	c.Seconds = since(job.SubmittedAt)
+	env, err := events.New(events.ConversionCompletedType, source, events.ID(events.ConversionCompletedType, job.WishID), job, job.Image, c)
+	if err != nil {
+		return err
+	}
+	s.Log.Info("conversion completed", "wish", job.WishID, "image", job.Image, "public_path", c.PublicPath, "already_converted", c.AlreadyConverted)
+	return s.Bus.Publish(ctx, env)
+}
+
+func (s *Service) failed(ctx context.Context, in events.ImageFailed) error {
+	job := in.Job
+	f := events.ConversionFailed{Job: job, Stage: in.Stage, Layer: in.Layer, Error: in.Error, Seconds: since(job.SubmittedAt)}
+	fields := map[string]string{"action": "conversion_failed", "image": job.Image, "status": "error", "error": in.Error}
+	if in.Layer != "" {
+		fields["layer_digest"] = in.Layer
+	}
+	if err := s.line(ctx, fields); err != nil {
+		return err
+	}
+	env, err := events.New(events.ConversionFailedType, source, events.ID(events.ConversionFailedType, job.WishID), job, job.Image, f)
+	if err != nil {
+		return err
+	}
+	s.Log.Error("conversion failed", "wish", job.WishID, "image", job.Image, "stage", in.Stage, "err", in.Error)
+	return s.Bus.Publish(ctx, env)
+}
+
+// pair writes DUCC's start_/end_ lines of one step, linked by an id.
+func (s *Service) pair(ctx context.Context, step string, seconds float64, fields map[string]string) error {
+	if s.Lines == nil {
+		return nil
+	}
+	id := fmt.Sprintf("%x", time.Now().UnixNano())
+	start := map[string]string{"action": "start_" + step, "id": id, "image": fields["image"]}
+	if d := fields["layer_digest"]; d != "" {
+		start["layer_digest"] = d
+	}
+	if err := s.line(ctx, start); err != nil {
+		return err
+	}
+	fields["action"] = "end_" + step
+	fields["id"] = id
+	fields["time_elapsed_s"] = fmt.Sprintf("%.3f", seconds)
+	return s.line(ctx, fields)
+}
+
+func (s *Service) line(ctx context.Context, fields map[string]string) error {
+	if s.Lines == nil {
+		return nil
+	}
+	if err := s.Lines.Write(ctx, fields); err != nil {
+		return fmt.Errorf("writing the notification file: %w", err)
+	}
+	return nil
+}
+
+// flatRel is the flat directory relative to the repository root.
+func flatRel(configDigest string) string {
+	st := store.New("/")
+	rel, _ := filepath.Rel(st.Root, st.FlatDir(configDigest))
+	return filepath.ToSlash(rel)
+}
+
+func since(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return time.Since(t).Seconds()
+}

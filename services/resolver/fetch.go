@@ -1,0 +1,107 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"flatbed.dev/events"
+	"flatbed.dev/pkg/imageref"
+	"flatbed.dev/pkg/registry"
+)
+
+// DefaultPlatform is what an index resolves to until multi-arch conversion exists (DUCC too
+// converts amd64 by default).
+var DefaultPlatform = v1.Platform{OS: "linux", Architecture: "amd64"}
+
+// fetch reads the manifest (picking linux/amd64 from an index) and the config. No layer blob
+// is read here.
+func fetch(ctx context.Context, ref imageref.Ref, ropts []registry.Option) (*events.Image, error) {
+	gref, err := ref.GGCR()
+	if err != nil {
+		return nil, err
+	}
+	opts := append(registry.Options(ctx, ropts...), remote.WithPlatform(DefaultPlatform))
+	desc, err := remote.Get(gref, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("fetching the manifest of %s: %w", ref, err)
+	}
+	var img v1.Image
+	platform := ""
+	if desc.MediaType.IsIndex() {
+		// remote.Get with WithPlatform already checks the index; Image() picks the platform.
+		img, err = desc.Image()
+		if err != nil {
+			return nil, fmt.Errorf("image %s is an index without a %s/%s image: %w", ref, DefaultPlatform.OS, DefaultPlatform.Architecture, err)
+		}
+		platform = DefaultPlatform.String()
+	} else {
+		img, err = desc.Image()
+		if err != nil {
+			return nil, fmt.Errorf("reading image %s: %w", ref, err)
+		}
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading the manifest of %s: %w", ref, err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("parsing the manifest of %s: %w", ref, err)
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading the config of %s: %w", ref, err)
+	}
+	if len(m.Layers) == 0 {
+		return nil, fmt.Errorf("image %s has no layers: nothing to unpack", ref)
+	}
+	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
+		return nil, fmt.Errorf("image %s is inconsistent: %d layers in the manifest, %d diff ids in the config", ref, len(m.Layers), len(cf.RootFS.DiffIDs))
+	}
+	out := &events.Image{
+		Registry:     ref.Registry,
+		Repository:   ref.Repository,
+		Tag:          ref.Tag,
+		Name:         ref.Name(),
+		Digest:       digest.String(),
+		MediaType:    string(m.MediaType),
+		ConfigDigest: m.Config.Digest.String(),
+		Platform:     platform,
+		Layers:       make([]events.Layer, 0, len(m.Layers)),
+		Manifest:     raw,
+		Config: events.Config{
+			Env: cf.Config.Env, Cmd: cf.Config.Cmd, Entrypoint: cf.Config.Entrypoint,
+			WorkingDir: cf.Config.WorkingDir, User: cf.Config.User, Labels: cf.Config.Labels,
+		},
+	}
+	if out.MediaType == "" {
+		out.MediaType = string(desc.MediaType)
+	}
+	for i, l := range m.Layers {
+		out.Layers = append(out.Layers, events.Layer{
+			Digest: l.Digest.String(), DiffID: cf.RootFS.DiffIDs[i].String(), MediaType: string(l.MediaType), Size: l.Size,
+		})
+	}
+	return out, nil
+}
+
+// isTemporary says a registry error may go away by itself (network, 5xx, 429).
+func isTemporary(err error) bool {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te.StatusCode == http.StatusTooManyRequests || te.StatusCode >= 500
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
+}

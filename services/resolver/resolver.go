@@ -1,0 +1,116 @@
+package resolver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"flatbed.dev/events"
+	"flatbed.dev/events/bus"
+	"flatbed.dev/pkg/imageref"
+	"flatbed.dev/pkg/registry"
+	"flatbed.dev/pkg/store"
+)
+
+// Name is the service's name: its durable consumer and its CloudEvents source.
+const Name = "resolver"
+
+// Publisher is the part of the bus the resolver needs.
+type Publisher interface {
+	Publish(ctx context.Context, env *events.Envelope) error
+}
+
+// Service resolves wishes.
+type Service struct {
+	StoreRoot string // the directory holding one directory per CVMFS repository
+	Bus       Publisher
+	Log       *slog.Logger
+	Registry  []registry.Option
+}
+
+// Register adds the resolver's consumer to b.
+func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	return b.Handle(ctx, bus.Consumer{Name: Name, Types: []string{events.WishSubmittedType}, Concurrency: 4}, s.Handle)
+}
+
+// Handle resolves one wish.
+func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
+	var in events.WishSubmitted
+	if err := d.Decode(&in); err != nil {
+		return err
+	}
+	job := in.Job
+	log := s.Log.With("wish", job.WishID, "image", job.Image)
+	ref, err := imageref.Parse(job.Image)
+	if err == nil && ref.Wildcard() {
+		err = fmt.Errorf("image %s: wildcard tags are not supported yet; list the tags you want explicitly", job.Image)
+	}
+	if err != nil {
+		return s.fail(ctx, job, err)
+	}
+	img, err := fetch(ctx, ref, s.Registry)
+	if err != nil {
+		if isTemporary(err) && !d.LastAttempt() {
+			return err
+		}
+		return s.fail(ctx, job, err)
+	}
+	st := store.New(filepath.Join(s.StoreRoot, job.CvmfsRepo))
+	done := !job.ConvertAgain && converted(st, img)
+	env, err := events.New(events.ImageResolvedType, source, events.ID(events.ImageResolvedType, job.WishID, img.Digest), job, job.Image,
+		events.ImageResolved{Job: job, Image: *img, AlreadyConverted: done})
+	if err != nil {
+		return err
+	}
+	if err := s.Bus.Publish(ctx, env); err != nil {
+		return err
+	}
+	if done {
+		log.Info("already converted", "config", img.ConfigDigest)
+		return nil
+	}
+	log.Info("resolved", "digest", img.Digest, "config", img.ConfigDigest, "layers", len(img.Layers))
+	for i, l := range img.Layers {
+		env, err := events.New(events.LayerRequestedType, source, events.ID(events.LayerRequestedType, job.WishID, img.Digest, l.Digest, fmt.Sprint(i)), job, job.Image,
+			events.LayerRequested{Job: job, Image: *img, Index: i})
+		if err != nil {
+			return err
+		}
+		if err := s.Bus.Publish(ctx, env); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const source = "flatbed/" + Name
+
+// converted says the store already holds this image under its name: the recorded manifest
+// names the same config, and the flat tree and the public path exist. The store, not the
+// bus, is the source of truth.
+func converted(st *store.Store, img *events.Image) bool {
+	cfg, err := store.ReadManifestConfig(st.ManifestPath(img.Name))
+	if err != nil || cfg != img.ConfigDigest {
+		return false
+	}
+	if !st.HasFlat(img.ConfigDigest) {
+		return false
+	}
+	_, err = os.Lstat(st.PublicPath(img.Name))
+	return err == nil
+}
+
+func (s *Service) fail(ctx context.Context, job events.Job, cause error) error {
+	s.Log.Error("cannot resolve image", "wish", job.WishID, "image", job.Image, "err", cause)
+	env, err := events.New(events.ImageFailedType, source, events.ID(events.ImageFailedType, job.WishID, Name), job, job.Image,
+		events.ImageFailed{Job: job, Stage: Name, Error: cause.Error()})
+	if err != nil {
+		return err
+	}
+	return s.Bus.Publish(ctx, env)
+}

@@ -1,0 +1,3 @@
+// Package thinpusher is the fourth stage: it pushes the DUCC thin image (a single layer
+// holding thin.json that points into the store) to the wished output name.
+package thinpusher

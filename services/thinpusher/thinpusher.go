@@ -1,0 +1,120 @@
+package thinpusher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"flatbed.dev/events"
+	"flatbed.dev/events/bus"
+	"flatbed.dev/pkg/imageref"
+	"flatbed.dev/pkg/registry"
+	"flatbed.dev/pkg/thin"
+)
+
+// Name is the service's name: its durable consumer and its CloudEvents source.
+const Name = "thinpusher"
+
+const source = "flatbed/" + Name
+
+// Publisher is the part of the bus the thin pusher needs.
+type Publisher interface {
+	Publish(ctx context.Context, env *events.Envelope) error
+}
+
+// Service pushes thin images.
+type Service struct {
+	Bus         Publisher
+	Log         *slog.Logger
+	Registry    []registry.Option
+	MaxAttempts int
+}
+
+// Register adds the thin pusher's consumer to b.
+func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	return b.Handle(ctx, bus.Consumer{Name: Name, Types: []string{events.ImageFlattenedType}, Concurrency: 2, MaxAttempts: s.MaxAttempts}, s.Handle)
+}
+
+// Handle pushes the thin image of one flattened image (or records that it was skipped).
+func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
+	var in events.ImageFlattened
+	if err := d.Decode(&in); err != nil {
+		return err
+	}
+	start := time.Now()
+	out := events.ThinPushed{Job: in.Job, Image: in.Image, FlatPath: in.FlatPath, PublicPath: in.PublicPath, ThinImage: in.Job.ThinImage}
+	if in.Job.SkipThin || in.Job.ThinImage == "" {
+		out.Skipped = true
+	} else {
+		digest, err := s.push(ctx, in)
+		if err != nil {
+			if errors.Is(err, context.Canceled) || !d.LastAttempt() {
+				return err
+			}
+			return s.fail(ctx, in, err)
+		}
+		out.ThinDigest = digest
+	}
+	out.Seconds = time.Since(start).Seconds()
+	env, err := events.New(events.ThinPushedType, source, events.ID(events.ThinPushedType, in.Job.WishID, in.Image.Digest), in.Job, in.Job.Image, out)
+	if err != nil {
+		return err
+	}
+	return s.Bus.Publish(ctx, env)
+}
+
+func (s *Service) push(ctx context.Context, in events.ImageFlattened) (string, error) {
+	dst, err := outputRef(in.Job.ThinImage)
+	if err != nil {
+		return "", err
+	}
+	var digests []string
+	for _, l := range in.Image.Layers {
+		digests = append(digests, l.Digest)
+	}
+	m := thin.New(in.Job.Image, in.Job.CvmfsRepo, digests)
+	cfg := &v1.ConfigFile{Config: v1.Config{Env: in.Image.Config.Env, Cmd: in.Image.Config.Cmd}}
+	img, err := thin.Image(m, cfg)
+	if err != nil {
+		return "", fmt.Errorf("building the thin image of %s: %w", in.Job.Image, err)
+	}
+	opts := append([]registry.Option{registry.WithDUCCAuth(dst.Context().RegistryStr(), in.Job.User)}, s.Registry...)
+	digest, err := thin.Push(ctx, img, dst, registry.Options(ctx, opts...))
+	if err != nil {
+		return "", fmt.Errorf("pushing the thin image %s: %w", in.Job.ThinImage, err)
+	}
+	s.Log.Info("thin image pushed", "wish", in.Job.WishID, "image", in.Job.Image, "thin", in.Job.ThinImage, "digest", digest)
+	return digest, nil
+}
+
+// outputRef reads a thin image name in DUCC syntax (scheme decides http or https).
+func outputRef(s string) (name.Reference, error) {
+	if !strings.Contains(s, "://") {
+		s = "https://" + s
+	}
+	r, err := imageref.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("thin image name %q (from output_format): %w", s, err)
+	}
+	return r.GGCR()
+}
+
+func (s *Service) fail(ctx context.Context, in events.ImageFlattened, cause error) error {
+	s.Log.Error("thin image push failed", "wish", in.Job.WishID, "image", in.Job.Image, "err", cause)
+	img := in.Image
+	env, err := events.New(events.ImageFailedType, source, events.ID(events.ImageFailedType, in.Job.WishID, Name), in.Job, in.Job.Image,
+		events.ImageFailed{Job: in.Job, Image: &img, Stage: Name, Error: cause.Error()})
+	if err != nil {
+		return err
+	}
+	return s.Bus.Publish(ctx, env)
+}
