@@ -1,10 +1,19 @@
 module flatbed.dev/e2e
 
-go 1.26
+go 1.26.0
+
+require flatbed.dev/pkg v0.0.0
 
 require (
-	flatbed.dev/events v0.0.0
-	flatbed.dev/pkg v0.0.0
+	github.com/docker/cli v29.7.2+incompatible // indirect
+	github.com/docker/docker-credential-helpers v0.9.3 // indirect
+	github.com/google/go-containerregistry v0.22.1 // indirect
+	github.com/klauspost/compress v1.20.4 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
+	github.com/sirupsen/logrus v1.9.4 // indirect
+	golang.org/x/sync v0.22.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )
 
 replace (

@@ -43,6 +43,10 @@ type Meta struct {
 	Whiteouts        WhiteoutFormat `json:"whiteouts"`
 	Links            []Link         `json:"links,omitempty"`   // hard links to earlier layers, in tar order
 	Skipped          []string       `json:"skipped,omitempty"` // entries not kept, with the reason
+	// ImplicitDirs are directories the layer needed as parents but has no entry for. Their
+	// metadata in layerfs is made up (0755, root, extraction time), so the flattener keeps
+	// a lower layer's directory as it is, as applying the tar onto the lower layers would.
+	ImplicitDirs []string `json:"implicit_dirs,omitempty"`
 }
 
 // MetaFile is the name of the layer description inside a layer's .metadata directory.

@@ -1,0 +1,115 @@
+package flatten
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"flatbed.dev/pkg/layer"
+)
+
+// stash pins the targets of a layer's cross-layer hard links (layer.Meta.Links) while the
+// layer is applied: each target, as the lower layers left it, is hard-linked into a private
+// directory of dst, and the layer's links are made to those pins afterwards. So a link keeps
+// the lower file even when the same layer replaces or whites out the target, as in tar order.
+type stash struct {
+	name string // directory in the dst root; "" when the layer has no such links
+	pins []int  // Links[i] is linked to pin pins[i]
+}
+
+// stashLinks pins the targets of l's Meta.Links.
+func (b *builder) stashLinks(l Layer) (*stash, error) {
+	links := l.Meta.Links
+	if len(links) == 0 {
+		return &stash{}, nil
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	s := &stash{name: ".flatten-links-" + hex.EncodeToString(rnd[:]), pins: make([]int, len(links))}
+	if err := unix.Mkdirat(b.root, s.name, 0o700); err != nil {
+		return nil, fmt.Errorf("layer %s: creating hard-link stash: %w", layerName(l), err)
+	}
+	dir, err := unix.Openat(b.root, s.name, dirFlags, 0)
+	if err != nil {
+		_ = s.discard(b)
+		return nil, fmt.Errorf("layer %s: opening hard-link stash: %w", layerName(l), err)
+	}
+	defer unix.Close(dir)
+	for i, ln := range links {
+		s.pins[i] = i
+		// A link to an earlier link of the same layer gets what that one got.
+		if j := earlierLink(links[:i], ln.Target); j >= 0 {
+			s.pins[i] = s.pins[j]
+			continue
+		}
+		if err := linkBeneath(b.root, ln.Target, dir, strconv.Itoa(i)); err != nil {
+			if isNotExist(err) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+				err = errors.New("target does not exist in the lower layers")
+			}
+			_ = s.discard(b)
+			return nil, fmt.Errorf("layer %s: hard link %s -> %s: %w", layerName(l), ln.Path, ln.Target, err)
+		}
+	}
+	return s, nil
+}
+
+// earlierLink returns the index of the last link whose path is target, or -1.
+func earlierLink(links []layer.Link, target string) int {
+	for j := len(links) - 1; j >= 0; j-- {
+		if links[j].Path == target {
+			return j
+		}
+	}
+	return -1
+}
+
+// link makes the layer's cross-layer hard links, replacing what dst has at their paths.
+func (s *stash) link(b *builder, l Layer) error {
+	if s.name == "" {
+		return nil
+	}
+	dir, err := unix.Openat(b.root, s.name, dirFlags, 0)
+	if err != nil {
+		return fmt.Errorf("layer %s: opening hard-link stash: %w", layerName(l), err)
+	}
+	defer unix.Close(dir)
+	for i, ln := range l.Meta.Links {
+		if err := b.ctx.Err(); err != nil {
+			return err
+		}
+		if err := linkFromStash(b.root, dir, strconv.Itoa(s.pins[i]), ln.Path); err != nil {
+			return fmt.Errorf("layer %s: hard link %s -> %s: %w", layerName(l), ln.Path, ln.Target, err)
+		}
+		b.stats.Hardlinks++
+	}
+	return nil
+}
+
+func linkFromStash(root, dir int, pin, path string) error {
+	p, base, err := openParent(root, path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(p)
+	if err := removeAt(p, base); err != nil {
+		return err
+	}
+	return unix.Linkat(dir, pin, p, base, 0)
+}
+
+// discard removes the stash directory; the pinned inodes live on in their links.
+func (s *stash) discard(b *builder) error {
+	if s == nil || s.name == "" {
+		return nil
+	}
+	err := removeAt(b.root, s.name)
+	s.name = ""
+	if err != nil {
+		return fmt.Errorf("removing hard-link stash: %w", err)
+	}
+	return nil
+}

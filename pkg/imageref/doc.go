@@ -1,0 +1,2 @@
+// Package imageref parses and formats DUCC image references, [SCHEME://]REGISTRY/REPOSITORY[:TAG][@DIGEST].
+package imageref

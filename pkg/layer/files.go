@@ -1,0 +1,118 @@
+package layer
+
+import (
+	"archive/tar"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// writerOnly hides (*os.File).ReadFrom, so io.CopyBuffer uses our pooled buffer instead of
+// the 32 KiB one ReadFrom's generic fallback allocates per call.
+type writerOnly struct{ io.Writer }
+
+// regular writes a regular file from src. It is opened O_EXCL|O_NOFOLLOW (an existing entry
+// of the same name is removed first, never written through) and write-only, so even a 0000
+// file can be filled; its mode is set after chown, which would clear setuid/setgid.
+func (x *extractor) regular(hdr *tar.Header, src io.Reader, pfd int, base, rel string) error {
+	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(pfd, base, flags, 0o600)
+	if err == unix.EEXIST {
+		if err = x.replace(pfd, base, rel); err != nil {
+			return fmt.Errorf("replacing: %w", err)
+		}
+		fd, err = unix.Openat(pfd, base, flags, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("creating file: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	defer f.Close()
+
+	bp := bufPool.Get().(*[]byte)
+	_, err = io.CopyBuffer(writerOnly{f}, src, *bp)
+	bufPool.Put(bp)
+	if err != nil {
+		return fmt.Errorf("copying content: %w", err)
+	}
+	if x.isRoot {
+		if err := f.Chown(hdr.Uid, hdr.Gid); err != nil {
+			return fmt.Errorf("changing owner to %d:%d: %w", hdr.Uid, hdr.Gid, err)
+		}
+	}
+	if err := unix.Fchmod(fd, perm(hdr)); err != nil {
+		return fmt.Errorf("changing mode: %w", err)
+	}
+	// After chown and chmod: chown drops security.capability.
+	x.setXattrsFd(fd, rel, hdr)
+	if err := setTimesAt(pfd, base, hdr); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("closing file: %w", err)
+	}
+	return nil
+}
+
+// symlink keeps the target verbatim: it is data, never resolved here (absolute, dangling or
+// pointing above the root are all fine inside a layerfs, as nothing follows them while
+// unpacking).
+func (x *extractor) symlink(hdr *tar.Header, pfd int, base, rel string) error {
+	err := unix.Symlinkat(hdr.Linkname, pfd, base)
+	if err == unix.EEXIST {
+		if err = x.replace(pfd, base, rel); err != nil {
+			return fmt.Errorf("replacing: %w", err)
+		}
+		err = unix.Symlinkat(hdr.Linkname, pfd, base)
+	}
+	if err != nil {
+		return fmt.Errorf("creating symlink to %q: %w", hdr.Linkname, err)
+	}
+	if err := x.chownAt(pfd, base, hdr.Uid, hdr.Gid); err != nil {
+		return err
+	}
+	x.setXattrsAt(pfd, base, rel, hdr)
+	return setTimesAt(pfd, base, hdr)
+}
+
+// node makes a character or block device or a fifo. Without the privilege to do so the
+// entry is skipped and recorded, not fatal: such nodes are rare in images and unusable
+// unprivileged anyway.
+func (x *extractor) node(hdr *tar.Header, pfd int, base, rel string) error {
+	var kind uint32
+	switch hdr.Typeflag {
+	case tar.TypeChar:
+		kind = unix.S_IFCHR
+	case tar.TypeBlock:
+		kind = unix.S_IFBLK
+	default:
+		kind = unix.S_IFIFO
+	}
+	dev := int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))
+	err := unix.Mknodat(pfd, base, kind|perm(hdr), dev)
+	if err == unix.EEXIST {
+		if err = x.replace(pfd, base, rel); err != nil {
+			return fmt.Errorf("replacing: %w", err)
+		}
+		err = unix.Mknodat(pfd, base, kind|perm(hdr), dev)
+	}
+	if err == unix.EPERM || err == unix.EACCES {
+		x.skip(rel, fmt.Sprintf("device node not permitted: %v", err))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("creating device node: %w", err)
+	}
+	if err := x.chownAt(pfd, base, hdr.Uid, hdr.Gid); err != nil {
+		return err
+	}
+	// Plain fchmodat follows symlinks, but base is the node just made. Mknod applied the
+	// umask and chown may have cleared setgid, so set the mode explicitly.
+	if err := unix.Fchmodat(pfd, base, perm(hdr), 0); err != nil {
+		return fmt.Errorf("changing mode: %w", err)
+	}
+	x.setXattrsAt(pfd, base, rel, hdr)
+	return setTimesAt(pfd, base, hdr)
+}

@@ -1,0 +1,78 @@
+package wishlist
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+
+	"flatbed.dev/pkg/imageref"
+)
+
+// Version is the only wishlist version DUCC (and flatbed) understands.
+const Version = 1
+
+// IgnoreErrorsFileEnv names an extra YAML file whose ignoreErrors list DUCC
+// merges into every wishlist's; see MergeIgnoreErrorsFile.
+const IgnoreErrorsFileEnv = "DUCC_IGNORE_ERRORS_FILE"
+
+// ErrRead is wrapped by errors from reading a wishlist file (DUCC exit 102).
+var ErrRead = errors.New("cannot read wishlist")
+
+// ErrParse is wrapped by errors from a wishlist's content (DUCC exit 103).
+var ErrParse = errors.New("cannot parse wishlist")
+
+// Wishlist is one DUCC v1 wishlist.
+type Wishlist struct {
+	Version      int
+	User         string   // account that pushes the thin images
+	CvmfsRepo    string   // "unpacked.cern.ch" or "unpacked.cern.ch/subdir"
+	OutputFormat string   // as written; "" means imageref.DefaultOutputFormat
+	Input        []string // images as written
+	IgnoreErrors []string // filepath.Match globs over whole image names
+	Path         string   // file it was read from, or the source given to Parse
+
+	refs []imageref.Ref
+}
+
+// Refs returns the parsed Input, in order.
+func (w *Wishlist) Refs() []imageref.Ref {
+	return append([]imageref.Ref(nil), w.refs...)
+}
+
+// Format returns the output format in force: OutputFormat, or DUCC's default.
+func (w *Wishlist) Format() string {
+	if w.OutputFormat == "" {
+		return imageref.DefaultOutputFormat
+	}
+	return w.OutputFormat
+}
+
+// Output returns the thin-image name for one input image.
+func (w *Wishlist) Output(in imageref.Ref) (string, error) {
+	return in.Expand(w.Format())
+}
+
+// Repo splits CvmfsRepo into the repository name and the optional
+// directory inside it.
+func (w *Wishlist) Repo() (repo, subdir string) {
+	repo, subdir, _ = strings.Cut(w.CvmfsRepo, "/")
+	return repo, subdir
+}
+
+// Ignored reports whether errors converting image are to be ignored: some
+// ignoreErrors glob matches it, as written or as the whole name DUCC
+// matches ("https://registry/repository:tag").
+func (w *Wishlist) Ignored(image string) bool {
+	names := []string{image}
+	if r, err := imageref.Parse(image); err == nil {
+		names = append(names, r.String())
+	}
+	for _, pattern := range w.IgnoreErrors {
+		for _, n := range names {
+			if ok, err := filepath.Match(pattern, n); err == nil && ok {
+				return true
+			}
+		}
+	}
+	return false
+}
