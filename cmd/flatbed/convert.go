@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"flatbed.dev/events"
+	"flatbed.dev/pkg/notification"
+	"flatbed.dev/pkg/registry"
 	"flatbed.dev/pkg/wishlist"
 )
 
@@ -43,12 +45,9 @@ Exit status: 0 when every image converted (or its error is in ignoreErrors), 1 o
 102/103 when the wishlist cannot be read/parsed, 104 when the repository does not exist.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			wl, err := wishlist.Load(args[0])
+			wl, err := loadWishlist(args[0])
 			if err != nil {
-				if errors.Is(err, wishlist.ErrRead) {
-					return &exitError{exitReadWishlist, err}
-				}
-				return &exitError{exitParseWishlist, err}
+				return err
 			}
 			return convert(cmd.Context(), g, o, wl)
 		},
@@ -84,11 +83,49 @@ func newConvertSingle(g *globals) *cobra.Command {
 	return cmd
 }
 
+// loadWishlist reads a wishlist with DUCC's exit codes, and the extra ignoreErrors file
+// DUCC reads from $DUCC_IGNORE_ERRORS_FILE.
+func loadWishlist(path string) (*wishlist.Wishlist, error) {
+	wl, err := wishlist.Load(path)
+	if err != nil {
+		if errors.Is(err, wishlist.ErrRead) {
+			return nil, &exitError{exitReadWishlist, err}
+		}
+		return nil, &exitError{exitParseWishlist, err}
+	}
+	if f := os.Getenv(wishlist.IgnoreErrorsFileEnv); f != "" {
+		if err := wl.MergeIgnoreErrorsFile(f); err != nil {
+			return nil, &exitError{exitReadWishlist, err}
+		}
+	}
+	return wl, nil
+}
+
 // convert submits one wish per input image and waits until each has a result.
-func convert(ctx context.Context, g *globals, o *convertOpts, wl *wishlist.Wishlist) error {
+func convert(ctx context.Context, g *globals, o *convertOpts, wl *wishlist.Wishlist) (err error) {
 	repoRoot := filepath.Join(g.storeRoot, wl.CvmfsRepo)
 	if err := ensureRepository(g.storeRoot, repoRoot); err != nil {
 		return err
+	}
+	if err := registry.CheckEnv(); err != nil {
+		return &exitError{exitNoPassword, err}
+	}
+	if g.notification != "" {
+		lines, err := notification.Open(g.notification)
+		if err != nil {
+			return err
+		}
+		started := time.Now()
+		_ = lines.Write(ctx, map[string]string{notification.FieldAction: notification.ActionStartDucc})
+		defer func() {
+			status := notification.StatusOK
+			if err != nil {
+				status = notification.StatusError
+			}
+			_ = lines.Write(context.WithoutCancel(ctx), map[string]string{notification.FieldAction: notification.ActionEndDucc,
+				notification.FieldStatus: status, notification.FieldElapsed: fmt.Sprintf("%f", time.Since(started).Seconds())})
+			lines.Close()
+		}()
 	}
 	var services []string
 	if g.natsURL == "" {

@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"flatbed.dev/pkg/imagegen"
-	"flatbed.dev/pkg/wishlist"
 )
 
 func newDemo(g *globals) *cobra.Command {
@@ -52,9 +51,9 @@ same registry.`,
 				return err
 			}
 			fmt.Printf("registry:  http://%s (%d demo images)\nwishlist:  %s\nstore:     %s\n\n", host, len(imgs), path, g.storeRoot)
-			wl, err := wishlist.Load(path)
+			wl, err := loadWishlist(path)
 			if err != nil {
-				return &exitError{exitParseWishlist, err}
+				return err
 			}
 			if err := convert(ctx, g, o, wl); err != nil {
 				return err

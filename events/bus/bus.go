@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -44,6 +45,9 @@ type Bus struct {
 	inflight sync.Map // watermill message UUID -> jetstream.Msg, for heartbeats and attempts
 	metrics  *metrics
 	closers  []func()
+
+	busy     atomic.Int64 // handlers running now
+	stopping atomic.Bool  // no new work: deliveries are handed back for redelivery
 }
 
 // New connects the bus and makes sure the streams exist.
@@ -117,21 +121,51 @@ func (b *Bus) Publish(ctx context.Context, env *events.Envelope) error {
 	return nil
 }
 
-// Run runs every consumer added with Handle until ctx ends, then stops taking work and lets
-// the handlers in flight finish.
+// Run runs every consumer added with Handle until ctx ends, then stops taking work, lets the
+// handlers in flight finish and acknowledge, and returns.
 func (b *Bus) Run(ctx context.Context) error {
-	err := b.router.Run(ctx)
-	if err != nil && !errors.Is(err, context.Canceled) {
+	errc := make(chan error, 1)
+	// The router's own context stays alive while draining: watermill acknowledges with it.
+	go func() { errc <- b.router.Run(context.WithoutCancel(ctx)) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	b.drain()
+	if err := b.router.Close(); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
 }
 
+// DrainTimeout bounds how long Close and Run wait for handlers in flight.
+var DrainTimeout = 60 * time.Second
+
+// drain stops taking new work and waits for the handlers in flight, so their
+// acknowledgements are sent before the subscriptions close (watermill drops them otherwise).
+func (b *Bus) drain() {
+	b.stopping.Store(true)
+	deadline := time.Now().Add(DrainTimeout)
+	for b.busy.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The acknowledgement follows the handler's return by one round trip.
+	time.Sleep(200 * time.Millisecond)
+}
+
 // Running is closed once the router has started its consumers.
 func (b *Bus) Running() chan struct{} { return b.router.Running() }
 
-// Close closes the router and every connection the bus opened.
+// Close stops taking work, waits for the handlers in flight, then closes the router and every
+// connection the bus opened.
 func (b *Bus) Close() error {
+	if !b.stopping.Load() {
+		b.drain()
+	}
 	err := b.router.Close()
 	for _, c := range b.closers {
 		c()

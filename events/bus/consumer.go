@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -115,6 +116,11 @@ func (b *Bus) wrap(c Consumer, h Handler) message.NoPublishHandlerFunc {
 			return fmt.Errorf("message %s: no JetStream delivery recorded", m.UUID)
 		}
 		jm := v.(jetstream.Msg)
+		b.busy.Add(1)
+		defer b.busy.Add(-1)
+		if b.stopping.Load() {
+			return errStopping // handed back: another instance, or this one after a restart, takes it
+		}
 		nm := &nats.Msg{Subject: jm.Subject(), Header: jm.Headers(), Data: jm.Data()}
 		ev, err := events.Parse(nm)
 		if err != nil {
@@ -185,6 +191,8 @@ func (u unmarshaler) Unmarshal(jm jetstream.Msg) (*message.Message, error) {
 	u.b.inflight.Store(m.UUID, jm)
 	return m, nil
 }
+
+var errStopping = errors.New("shutting down")
 
 type backoff struct{ base time.Duration }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"flatbed.dev/events"
@@ -34,6 +35,8 @@ type Service struct {
 	Log         *slog.Logger
 	Concurrency int
 	MaxAttempts int
+
+	building sync.Map // flat directory -> *sync.Mutex: one build per image in this process
 }
 
 // Register adds the flattener's consumer to b.
@@ -85,6 +88,11 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 	img := in.Image
 	log := s.Log.With("wish", in.Job.WishID, "image", in.Job.Image, "config", img.ConfigDigest)
 	final := st.FlatDir(img.ConfigDigest)
+	// The last layers of an image often arrive together: let one handler build while the
+	// others wait and then find it present. Across processes the rename decides instead.
+	mu, _ := s.building.LoadOrStore(final, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
 	present = st.HasFlat(img.ConfigDigest)
 	if !present {
 		layers := make([]flatten.Layer, 0, len(img.Layers))

@@ -9,6 +9,7 @@ import (
 
 	"flatbed.dev/events"
 	"flatbed.dev/events/bus"
+	n "flatbed.dev/pkg/notification"
 	"flatbed.dev/pkg/store"
 )
 
@@ -67,10 +68,13 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		if in.AlreadyPresent {
 			return nil
 		}
-		l := in.Image.Layers[in.Index]
-		return s.pair(ctx, "layer_conversion", in.Seconds, map[string]string{
-			"image": in.Job.Image, "layer_digest": l.Digest, "size_bytes": fmt.Sprint(in.Bytes), "status": "ok",
-		})
+		hex := store.Hex(in.Image.Layers[in.Index].Digest)
+		if err := s.pair(ctx, n.ActionStartLayerConversion, n.ActionEndLayerConversion, in.Seconds, in.Job, in.Image.Name, map[string]string{
+			n.FieldLayer: hex, n.FieldSizeBytes: fmt.Sprint(in.Bytes), n.FieldStatus: n.StatusOK,
+		}); err != nil {
+			return err
+		}
+		return s.line(ctx, map[string]string{n.FieldAction: n.ActionPublishLayer, n.FieldLayerDigest: hex, n.FieldImage: in.Image.Name})
 	case events.ImageFlattenedType:
 		var in events.ImageFlattened
 		if err := d.Decode(&in); err != nil {
@@ -79,11 +83,12 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		if in.AlreadyPresent {
 			return nil
 		}
-		if err := s.pair(ctx, "flat_conversion", in.Seconds, map[string]string{"image": in.Job.Image, "status": "ok"}); err != nil {
+		if err := s.pair(ctx, n.ActionStartFlatConversion, n.ActionEndFlatConversion, in.Seconds, in.Job, in.Image.Name,
+			map[string]string{n.FieldStatus: n.StatusOK}); err != nil {
 			return err
 		}
-		return s.line(ctx, map[string]string{"action": "publish_flat_image", "image": in.Job.Image,
-			"public_path": in.PublicPath, "private_path": in.FlatPath, "status": "ok"})
+		return s.line(ctx, map[string]string{n.FieldAction: n.ActionPublishFlatImage, n.FieldImage: in.Image.Name,
+			n.FieldPublicPath: in.PublicPath, n.FieldPrivatePath: in.FlatPath, n.FieldStatus: n.StatusOK})
 	case events.ThinPushedType:
 		var in events.ThinPushed
 		if err := d.Decode(&in); err != nil {
@@ -116,10 +121,17 @@ func (s *Service) completed(ctx context.Context, job events.Job, c events.Conver
 func (s *Service) failed(ctx context.Context, in events.ImageFailed) error {
 	job := in.Job
 	f := events.ConversionFailed{Job: job, Stage: in.Stage, Layer: in.Layer, Error: in.Error, Seconds: since(job.SubmittedAt)}
-	fields := map[string]string{"action": "conversion_failed", "image": job.Image, "status": "error", "error": in.Error}
-	if in.Layer != "" {
-		fields["layer_digest"] = in.Layer
+	// DUCC reports a failure on the end line of the step that failed.
+	action := n.ActionEndFlatConversion
+	fields := map[string]string{n.FieldImageRequest: job.Image, n.FieldStatus: n.StatusError, n.FieldError: in.Error}
+	if in.Image != nil {
+		fields[n.FieldImage] = in.Image.Name
 	}
+	if in.Layer != "" {
+		action = n.ActionEndLayerConversion
+		fields[n.FieldLayer] = store.Hex(in.Layer)
+	}
+	fields[n.FieldAction] = action
 	if err := s.line(ctx, fields); err != nil {
 		return err
 	}
@@ -131,22 +143,25 @@ func (s *Service) failed(ctx context.Context, in events.ImageFailed) error {
 	return s.Bus.Publish(ctx, env)
 }
 
-// pair writes DUCC's start_/end_ lines of one step, linked by an id.
-func (s *Service) pair(ctx context.Context, step string, seconds float64, fields map[string]string) error {
+// pair writes DUCC's start and end lines of one step, linked by an id. The step is reported
+// when it has ended, so both lines are written then.
+func (s *Service) pair(ctx context.Context, startAction, endAction string, seconds float64, job events.Job, image string, fields map[string]string) error {
 	if s.Lines == nil {
 		return nil
 	}
-	id := fmt.Sprintf("%x", time.Now().UnixNano())
-	start := map[string]string{"action": "start_" + step, "id": id, "image": fields["image"]}
-	if d := fields["layer_digest"]; d != "" {
-		start["layer_digest"] = d
+	id := n.NewID()
+	start := map[string]string{n.FieldAction: startAction, n.FieldID: id, n.FieldImage: image, n.FieldImageRequest: job.Image}
+	if l := fields[n.FieldLayer]; l != "" {
+		start[n.FieldLayer] = l
 	}
 	if err := s.line(ctx, start); err != nil {
 		return err
 	}
-	fields["action"] = "end_" + step
-	fields["id"] = id
-	fields["time_elapsed_s"] = fmt.Sprintf("%.3f", seconds)
+	fields[n.FieldAction] = endAction
+	fields[n.FieldID] = id
+	fields[n.FieldImage] = image
+	fields[n.FieldImageRequest] = job.Image
+	fields[n.FieldElapsed] = fmt.Sprintf("%f", seconds)
 	return s.line(ctx, fields)
 }
 

@@ -20,17 +20,17 @@ import (
 // converts amd64 by default).
 var DefaultPlatform = v1.Platform{OS: "linux", Architecture: "amd64"}
 
-// fetch reads the manifest (picking linux/amd64 from an index) and the config. No layer blob
-// is read here.
-func fetch(ctx context.Context, ref imageref.Ref, ropts []registry.Option) (*events.Image, error) {
+// fetch reads the manifest (picking linux/amd64 from an index). No blob is read here: the
+// config is read by withConfig, only when the image needs converting.
+func fetch(ctx context.Context, ref imageref.Ref, ropts []registry.Option) (*events.Image, v1.Image, error) {
 	gref, err := ref.GGCR()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opts := append(registry.Options(ctx, ropts...), remote.WithPlatform(DefaultPlatform))
 	desc, err := remote.Get(gref, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("fetching the manifest of %s: %w", ref, err)
+		return nil, nil, fmt.Errorf("fetching the manifest of %s: %w", ref, err)
 	}
 	var img v1.Image
 	platform := ""
@@ -38,36 +38,29 @@ func fetch(ctx context.Context, ref imageref.Ref, ropts []registry.Option) (*eve
 		// remote.Get with WithPlatform already checks the index; Image() picks the platform.
 		img, err = desc.Image()
 		if err != nil {
-			return nil, fmt.Errorf("image %s is an index without a %s/%s image: %w", ref, DefaultPlatform.OS, DefaultPlatform.Architecture, err)
+			return nil, nil, fmt.Errorf("image %s is an index without a %s/%s image: %w", ref, DefaultPlatform.OS, DefaultPlatform.Architecture, err)
 		}
 		platform = DefaultPlatform.String()
 	} else {
 		img, err = desc.Image()
 		if err != nil {
-			return nil, fmt.Errorf("reading image %s: %w", ref, err)
+			return nil, nil, fmt.Errorf("reading image %s: %w", ref, err)
 		}
 	}
 	raw, err := img.RawManifest()
 	if err != nil {
-		return nil, fmt.Errorf("reading the manifest of %s: %w", ref, err)
+		return nil, nil, fmt.Errorf("reading the manifest of %s: %w", ref, err)
 	}
 	m, err := img.Manifest()
 	if err != nil {
-		return nil, fmt.Errorf("parsing the manifest of %s: %w", ref, err)
+		return nil, nil, fmt.Errorf("parsing the manifest of %s: %w", ref, err)
 	}
 	digest, err := img.Digest()
 	if err != nil {
-		return nil, err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("reading the config of %s: %w", ref, err)
+		return nil, nil, err
 	}
 	if len(m.Layers) == 0 {
-		return nil, fmt.Errorf("image %s has no layers: nothing to unpack", ref)
-	}
-	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
-		return nil, fmt.Errorf("image %s is inconsistent: %d layers in the manifest, %d diff ids in the config", ref, len(m.Layers), len(cf.RootFS.DiffIDs))
+		return nil, nil, fmt.Errorf("image %s has no layers: nothing to unpack", ref)
 	}
 	out := &events.Image{
 		Registry:     ref.Registry,
@@ -80,20 +73,32 @@ func fetch(ctx context.Context, ref imageref.Ref, ropts []registry.Option) (*eve
 		Platform:     platform,
 		Layers:       make([]events.Layer, 0, len(m.Layers)),
 		Manifest:     raw,
-		Config: events.Config{
-			Env: cf.Config.Env, Cmd: cf.Config.Cmd, Entrypoint: cf.Config.Entrypoint,
-			WorkingDir: cf.Config.WorkingDir, User: cf.Config.User, Labels: cf.Config.Labels,
-		},
 	}
 	if out.MediaType == "" {
 		out.MediaType = string(desc.MediaType)
 	}
-	for i, l := range m.Layers {
-		out.Layers = append(out.Layers, events.Layer{
-			Digest: l.Digest.String(), DiffID: cf.RootFS.DiffIDs[i].String(), MediaType: string(l.MediaType), Size: l.Size,
-		})
+	for _, l := range m.Layers {
+		out.Layers = append(out.Layers, events.Layer{Digest: l.Digest.String(), MediaType: string(l.MediaType), Size: l.Size})
 	}
-	return out, nil
+	return out, img, nil
+}
+
+// withConfig reads the image config into out: the diff ids the ingesters verify and what
+// the flat tree and thin image need (Env, Cmd, …).
+func withConfig(ref imageref.Ref, img v1.Image, out *events.Image) error {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("reading the config of %s: %w", ref, err)
+	}
+	if len(cf.RootFS.DiffIDs) != len(out.Layers) {
+		return fmt.Errorf("image %s is inconsistent: %d layers in the manifest, %d diff ids in the config", ref, len(out.Layers), len(cf.RootFS.DiffIDs))
+	}
+	for i := range out.Layers {
+		out.Layers[i].DiffID = cf.RootFS.DiffIDs[i].String()
+	}
+	c := cf.Config
+	out.Config = events.Config{Env: c.Env, Cmd: c.Cmd, Entrypoint: c.Entrypoint, WorkingDir: c.WorkingDir, User: c.User, Labels: c.Labels}
+	return nil
 }
 
 // isTemporary says a registry error may go away by itself (network, 5xx, 429).

@@ -53,15 +53,18 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	if err != nil {
 		return s.fail(ctx, job, err)
 	}
-	img, err := fetch(ctx, ref, s.Registry)
+	img, remoteImg, err := fetch(ctx, ref, s.Registry)
+	st := store.New(filepath.Join(s.StoreRoot, job.CvmfsRepo))
+	done := err == nil && !job.ConvertAgain && converted(st, img)
+	if err == nil && !done {
+		err = withConfig(ref, remoteImg, img)
+	}
 	if err != nil {
 		if isTemporary(err) && !d.LastAttempt() {
 			return err
 		}
 		return s.fail(ctx, job, err)
 	}
-	st := store.New(filepath.Join(s.StoreRoot, job.CvmfsRepo))
-	done := !job.ConvertAgain && converted(st, img)
 	env, err := events.New(events.ImageResolvedType, source, events.ID(events.ImageResolvedType, job.WishID, img.Digest), job, job.Image,
 		events.ImageResolved{Job: job, Image: *img, AlreadyConverted: done})
 	if err != nil {

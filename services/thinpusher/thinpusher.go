@@ -81,7 +81,11 @@ func (s *Service) push(ctx context.Context, in events.ImageFlattened) (string, e
 	for _, l := range in.Image.Layers {
 		digests = append(digests, l.Digest)
 	}
-	m := thin.New(in.Job.Image, in.Job.CvmfsRepo, digests)
+	origin := in.Job.Image
+	if r, err := imageref.Parse(origin); err == nil {
+		origin = r.String() // DUCC's origin is the whole name with scheme
+	}
+	m := thin.New(origin, in.Job.CvmfsRepo, digests)
 	cfg := &v1.ConfigFile{Config: v1.Config{Env: in.Image.Config.Env, Cmd: in.Image.Config.Cmd}}
 	img, err := thin.Image(m, cfg)
 	if err != nil {
