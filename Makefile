@@ -1,0 +1,37 @@
+# flatbed: the two commands are `make demo` and `make test` (see README.md).
+GO      ?= go
+BIN     := bin
+MODULES := pkg events services/resolver services/ingester services/flattener services/thinpusher services/notifier cmd/flatbed e2e
+
+.PHONY: all build demo test test-deps lint unit e2e gomod-check clean
+
+all: build
+
+build:
+	cd cmd/flatbed && $(GO) build -o ../../$(BIN)/flatbed .
+
+## demo: start a local registry with generated images and convert them (no internet needed)
+demo: build
+	$(BIN)/flatbed demo
+
+## test: install what the tests need, then run every test of every module
+test: test-deps lint
+	CI=$${CI:-true} $(GO) test -timeout 40m -count=1 work
+
+test-deps:
+	scripts/install-test-deps.sh
+
+## lint: gofmt, go vet, and every module building on its own (GOWORK=off)
+lint:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet work
+	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) build ./... ) || exit 1; done
+
+unit:
+	$(GO) test -count=1 $$(for m in $(MODULES); do [ $$m = e2e ] || echo flatbed.dev/$$m/...; done)
+
+e2e: test-deps
+	cd e2e && CI=$${CI:-true} $(GO) test -count=1 -v .
+
+clean:
+	rm -rf $(BIN)
