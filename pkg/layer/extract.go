@@ -103,7 +103,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 		format:    format,
 		isRoot:    os.Geteuid() == 0,
 		log:       log,
-		meta:      &Meta{Digest: want.Digest, MediaType: want.MediaType, Whiteouts: format},
+		meta:      &Meta{Digest: want.Digest, Compression: kind, Whiteouts: format},
 		dirs:      map[string]dirAttrs{},
 		whiteouts: map[string]struct{}{},
 		linkPaths: map[string]struct{}{},

@@ -44,9 +44,9 @@ func TestCompressionsAndMeta(t *testing.T) {
 					t.Errorf("implicit dir %s: mode %o", d, st.Mode)
 				}
 			}
-			wantMeta := Meta{Digest: sha(blob), DiffID: sha(raw), MediaType: want.MediaType,
+			wantMeta := Meta{Digest: sha(blob), DiffID: sha(raw), Compression: kind,
 				Size: int64(len(blob)), UncompressedSize: int64(len(raw)), Entries: 4, Whiteouts: WhiteoutOCI}
-			if m.Digest != wantMeta.Digest || m.DiffID != wantMeta.DiffID || m.MediaType != wantMeta.MediaType ||
+			if m.Digest != wantMeta.Digest || m.DiffID != wantMeta.DiffID || m.Compression != wantMeta.Compression ||
 				m.Size != wantMeta.Size || m.UncompressedSize != wantMeta.UncompressedSize ||
 				m.Entries != wantMeta.Entries || m.Whiteouts != wantMeta.Whiteouts || len(m.Links) != 0 || len(m.Skipped) != 0 {
 				t.Errorf("meta = %+v, want %+v", *m, wantMeta)

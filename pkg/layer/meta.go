@@ -34,9 +34,12 @@ type Link struct {
 // is written into the temporary directory before the layer is published, so a published layer
 // always has it.
 type Meta struct {
-	Digest           string         `json:"digest"`  // compressed digest, "sha256:…"
-	DiffID           string         `json:"diff_id"` // uncompressed digest, "sha256:…"
-	MediaType        string         `json:"media_type"`
+	Digest string `json:"digest"`  // compressed digest, "sha256:…"
+	DiffID string `json:"diff_id"` // uncompressed digest, "sha256:…"
+	// Compression is what the blob turned out to be (gzip, zstd or tar). Not the media type:
+	// one blob can be named by Docker and OCI manifests alike, and the store must not depend
+	// on which manifest came first.
+	Compression      string         `json:"compression"`
 	Size             int64          `json:"size"`              // compressed bytes read
 	UncompressedSize int64          `json:"uncompressed_size"` // tar bytes read
 	Entries          int            `json:"entries"`           // tar entries seen

@@ -37,7 +37,9 @@ func addOrigin(st *store.Store, layerDigest, configDigest string) error {
 	if slices.Contains(o.Origin, configDigest) {
 		return nil
 	}
+	// Sorted, so the file depends on which images use the layer, not on which came first.
 	o.Origin = append(o.Origin, configDigest)
+	slices.Sort(o.Origin)
 	b, err := json.Marshal(o)
 	if err != nil {
 		return err
