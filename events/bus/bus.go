@@ -32,6 +32,8 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// RetryBase is the first redelivery delay after a handler error (doubles up to 30s).
 	RetryBase time.Duration
+	// Replicas of the streams; 0 chooses 3 when the server is part of a cluster, else 1.
+	Replicas int
 }
 
 // Bus publishes events and runs the durable consumers of the services in this process.
@@ -72,7 +74,14 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 		nc.Close()
 		return nil, fmt.Errorf("opening JetStream: %w", err)
 	}
-	if err := EnsureStreams(ctx, b.js); err != nil {
+	replicas := o.Replicas
+	if replicas == 0 {
+		replicas = 1
+		if nc.ConnectedClusterName() != "" {
+			replicas = 3 // survives the loss of one node
+		}
+	}
+	if err := EnsureStreams(ctx, b.js, replicas); err != nil {
 		nc.Close()
 		return nil, err
 	}

@@ -13,9 +13,12 @@ import (
 // DuplicateWindow is how long JetStream remembers event ids to drop re-publishes.
 const DuplicateWindow = 10 * time.Minute
 
-// EnsureStreams creates or updates the pipeline and dead-letter streams. Every service calls
-// it at start-up; doing so twice is harmless.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
+// EnsureStreams creates or updates the pipeline and dead-letter streams with the given number
+// of replicas. Every service calls it at start-up; doing so twice is harmless.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if replicas <= 0 {
+		replicas = 1
+	}
 	for _, cfg := range []jetstream.StreamConfig{
 		{
 			Name:        events.Stream,
@@ -25,6 +28,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      7 * 24 * time.Hour,
 			Duplicates:  DuplicateWindow,
+			Replicas:    replicas,
 		},
 		{
 			Name:        events.DeadStream,
@@ -32,6 +36,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 			Subjects:    []string{events.DeadPrefix + ">"},
 			Storage:     jetstream.FileStorage,
 			MaxAge:      30 * 24 * time.Hour,
+			Replicas:    replicas,
 		},
 	} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {

@@ -68,6 +68,10 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		if in.AlreadyPresent {
 			return nil
 		}
+		if in.Index < 0 || in.Index >= len(in.Image.Layers) {
+			s.Log.Warn("layer.ingested names no layer of its image; not reported", "index", in.Index, "layers", len(in.Image.Layers), "image", in.Job.Image)
+			return nil
+		}
 		hex := store.Hex(in.Image.Layers[in.Index].Digest)
 		if err := s.pair(ctx, n.ActionStartLayerConversion, n.ActionEndLayerConversion, in.Seconds, in.Job, in.Image.Name, map[string]string{
 			n.FieldLayer: hex, n.FieldSizeBytes: fmt.Sprint(in.Bytes), n.FieldStatus: n.StatusOK,

@@ -1,0 +1,217 @@
+package thinpusher
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"flatbed.dev/events"
+	"flatbed.dev/pkg/imagegen"
+	"flatbed.dev/pkg/store"
+	"flatbed.dev/pkg/thin"
+)
+
+// flattened is the image.flattened event of demo/hello:2.0 (3 layers) for job.
+func flattened(t *testing.T, job events.Job) events.ImageFlattened {
+	t.Helper()
+	var n imagegen.Named
+	for _, d := range imagegen.Demo() {
+		if d.Ref() == "demo/hello:2.0" {
+			n = d
+		}
+	}
+	e := expect(t, n.Image)
+	hex := store.Hex(e.config)
+	img := events.Image{Registry: "registry.example", Repository: "demo/hello", Tag: "2.0", Name: "registry.example/demo/hello:2.0",
+		Digest: e.digest, ConfigDigest: e.config, Layers: e.layers, Manifest: e.raw,
+		Config: events.Config{Env: e.cfg.Config.Env, Cmd: e.cfg.Config.Cmd}}
+	return events.ImageFlattened{Job: job, Image: img, FlatPath: ".flat/" + hex[:2] + "/" + hex, PublicPath: img.Name}
+}
+
+type requestCounter struct{ n atomic.Int32 }
+
+func (c *requestCounter) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.n.Add(1)
+		h.ServeHTTP(w, r)
+	})
+}
+
+func newService() (*Service, *fakeBus) {
+	b := &fakeBus{}
+	return &Service{Bus: b, Log: quietLog(), Registry: testRegistryOptions(), MaxAttempts: 3}, b
+}
+
+func handle(t *testing.T, s *Service, in events.ImageFlattened, attempt int) error {
+	t.Helper()
+	return s.Handle(context.Background(), delivery(t, events.ImageFlattenedType, in.Job, in, attempt))
+}
+
+func TestSkipped(t *testing.T) {
+	var c requestCounter
+	host := serveRegistry(t, c.wrap)
+	tests := []struct {
+		name      string
+		skip      bool
+		thinImage string
+	}{
+		{"skip-thin-image", true, "http://" + host + "/unpacked/hello_thin:2.0"},
+		{"no thin image name", false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			job := testJob("https://registry.example/demo/hello:2.0")
+			job.SkipThin, job.ThinImage = tt.skip, tt.thinImage
+			in := flattened(t, job)
+			s, b := newService()
+			if err := handle(t, s, in, 1); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.types(); !slices.Equal(got, []string{events.ThinPushedType}) {
+				t.Fatalf("published %v, want one %s", got, events.ThinPushedType)
+			}
+			out := decode[events.ThinPushed](t, b.envs[0])
+			if !out.Skipped || out.ThinDigest != "" {
+				t.Errorf("ThinPushed = skipped %v digest %q, want true and none", out.Skipped, out.ThinDigest)
+			}
+			if out.FlatPath != in.FlatPath || out.PublicPath != in.PublicPath || out.Job != job {
+				t.Errorf("ThinPushed did not pass on the paths and the job: %+v", out)
+			}
+			if got := c.n.Load(); got != 0 {
+				t.Errorf("%d registry requests for a skipped thin image", got)
+			}
+		})
+	}
+}
+
+func TestPush(t *testing.T) {
+	host := serveRegistry(t, nil)
+	tests := []struct {
+		repo    string
+		wantURL func(hex string) string
+	}{
+		{"unpacked.cern.ch", func(hex string) string { return "cvmfs://unpacked.cern.ch/.layers/" + hex[:2] + "/" + hex + "/layerfs" }},
+		{"unpacked.cern.ch/sub/dir", func(hex string) string {
+			return "cvmfs://unpacked.cern.ch/sub/dir/.layers/" + hex[:2] + "/" + hex + "/layerfs"
+		}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.repo, func(t *testing.T) {
+			job := testJob("https://registry.example/demo/hello:2.0")
+			job.CvmfsRepo = tt.repo
+			job.ThinImage = "http://" + host + "/unpacked/sync/hello_thin:" + string(rune('a'+i))
+			in := flattened(t, job)
+			s, b := newService()
+			if err := handle(t, s, in, 1); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.types(); !slices.Equal(got, []string{events.ThinPushedType}) {
+				t.Fatalf("published %v, want one %s", got, events.ThinPushedType)
+			}
+			out := decode[events.ThinPushed](t, b.envs[0])
+			if out.Skipped || out.ThinImage != job.ThinImage || out.ThinDigest == "" {
+				t.Errorf("ThinPushed = skipped %v image %q digest %q", out.Skipped, out.ThinImage, out.ThinDigest)
+			}
+
+			ref, err := name.ParseReference(strings.TrimPrefix(job.ThinImage, "http://"), name.Insecure)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := remote.Image(ref)
+			if err != nil {
+				t.Fatalf("reading the pushed thin image back: %v", err)
+			}
+			d, err := img.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.String() != out.ThinDigest {
+				t.Errorf("pushed digest %s, ThinDigest %s", d, out.ThinDigest)
+			}
+			m, err := thin.Read(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Version != "1.0" || m.Origin != job.Image {
+				t.Errorf("thin.json version %q origin %q, want 1.0 and %q", m.Version, m.Origin, job.Image)
+			}
+			var want []thin.Layer
+			for _, l := range in.Image.Layers {
+				hex := store.Hex(l.Digest)
+				want = append(want, thin.Layer{Digest: hex, URL: tt.wantURL(hex)})
+			}
+			if !slices.Equal(m.Layers, want) {
+				t.Errorf("thin.json layers = %+v\nwant %+v", m.Layers, want)
+			}
+			cf, err := img.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantEnv := append([]string{"CVMFS_IMAGE=true"}, in.Image.Config.Env...)
+			if !slices.Equal(cf.Config.Env, wantEnv) {
+				t.Errorf("thin config Env = %q, want %q", cf.Config.Env, wantEnv)
+			}
+			if !slices.Equal(cf.Config.Cmd, in.Image.Config.Cmd) {
+				t.Errorf("thin config Cmd = %q, want %q", cf.Config.Cmd, in.Image.Config.Cmd)
+			}
+			if ls, err := img.Layers(); err != nil || len(ls) != 1 {
+				t.Errorf("thin image has %d layers (%v), want 1", len(ls), err)
+			}
+		})
+	}
+}
+
+func TestPushFailure(t *testing.T) {
+	// A registry that refuses every upload.
+	host := serveRegistry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+				http.Error(w, `{"errors":[{"code":"DENIED","message":"no"}]}`, http.StatusForbidden)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	job := testJob("https://registry.example/demo/hello:2.0")
+	job.ThinImage = "http://" + host + "/unpacked/sync/hello_thin:2.0"
+	in := flattened(t, job)
+	s, b := newService()
+	if err := handle(t, s, in, 1); err == nil {
+		t.Error("first attempt: Handle returned nil, want an error (redelivery)")
+	}
+	if len(b.envs) != 0 {
+		t.Errorf("first attempt published %v", b.types())
+	}
+	if err := handle(t, s, in, 3); err != nil {
+		t.Fatalf("last attempt: %v", err)
+	}
+	if got := b.types(); !slices.Equal(got, []string{events.ImageFailedType}) {
+		t.Fatalf("last attempt published %v, want only %s", got, events.ImageFailedType)
+	}
+	f := decode[events.ImageFailed](t, b.envs[0])
+	if f.Stage != Name || f.Image == nil || f.Image.Digest != in.Image.Digest {
+		t.Errorf("ImageFailed = %+v", f)
+	}
+	if !strings.Contains(f.Error, job.ThinImage) {
+		t.Errorf("Error %q does not name the thin image", f.Error)
+	}
+}
+
+func TestBadThinImageName(t *testing.T) {
+	job := testJob("https://registry.example/demo/hello:2.0")
+	job.ThinImage = "http://registry.example/UPPER/x:1"
+	in := flattened(t, job)
+	s, b := newService()
+	if err := handle(t, s, in, 3); err != nil {
+		t.Fatalf("last attempt: %v", err)
+	}
+	if got := b.types(); !slices.Equal(got, []string{events.ImageFailedType}) {
+		t.Fatalf("published %v, want only %s", got, events.ImageFailedType)
+	}
+}
