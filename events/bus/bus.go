@@ -38,15 +38,17 @@ type Options struct {
 
 // Bus publishes events and runs the durable consumers of the services in this process.
 type Bus struct {
-	opts     Options
-	log      *slog.Logger
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	pub      message.Publisher
-	router   *message.Router
-	inflight sync.Map // watermill message UUID -> jetstream.Msg, for heartbeats and attempts
-	metrics  *metrics
-	closers  []func()
+	opts      Options
+	log       *slog.Logger
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	pub       message.Publisher
+	router    *message.Router
+	inflight  sync.Map // watermill message UUID -> jetstream.Msg, for heartbeats and attempts
+	metrics   *metrics
+	consumers *consumerCollector
+	replicas  int
+	closers   []func()
 
 	busy     atomic.Int64 // handlers running now
 	stopping atomic.Bool  // no new work: deliveries are handed back for redelivery
@@ -81,6 +83,7 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 			replicas = 3 // survives the loss of one node
 		}
 	}
+	b.replicas = replicas
 	if err := EnsureStreams(ctx, b.js, replicas); err != nil {
 		nc.Close()
 		return nil, err
@@ -105,6 +108,8 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 	router.AddMiddleware(middleware.Recoverer)
 	b.router = router
 	b.metrics = newMetrics(o.Registerer)
+	b.consumers = newConsumerCollector(b.js)
+	_ = o.Registerer.Register(b.consumers) // a second bus in one process reports through the first
 	return b, nil
 }
 
@@ -175,7 +180,10 @@ func (b *Bus) Close() error {
 	if !b.stopping.Load() {
 		b.drain()
 	}
-	err := b.router.Close()
+	var err error
+	if b.router.IsRunning() { // closing a router that never ran waits for its CloseTimeout
+		err = b.router.Close()
+	}
 	for _, c := range b.closers {
 		c()
 	}

@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -100,5 +101,52 @@ func TestPublishHandleRetryAndDedup(t *testing.T) {
 	}
 	if sm.Header.Get("ce-type") != "dev.flatbed.wish.submitted" {
 		t.Errorf("ce-type = %q", sm.Header.Get("ce-type"))
+	}
+}
+
+func TestConsumerMetrics(t *testing.T) {
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	reg := prometheus.NewRegistry()
+	b, err := bus.New(context.Background(), bus.Options{Connect: ns.Connect, Source: "flatbed/test", Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	ctx := context.Background()
+	if err := b.Handle(ctx, bus.Consumer{Name: "waiting", Types: []string{events.LayerIngestedType}}, func(context.Context, *bus.Delivery) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// Two events nobody consumes yet (the router is not running): pending must say 2.
+	for i := range 2 {
+		job := events.Job{WishID: fmt.Sprint(i)}
+		env, err := events.New(events.LayerIngestedType, "flatbed/test", fmt.Sprint("id-", i), job, "", events.LayerIngested{Job: job})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Publish(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if m.GetGauge() != nil {
+				got[mf.GetName()] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	if got["flatbed_consumer_pending_messages"] != 2 {
+		t.Errorf("pending = %v, want 2 (all gauges: %v)", got["flatbed_consumer_pending_messages"], got)
+	}
+	if _, ok := got["flatbed_consumer_redelivered_messages"]; !ok {
+		t.Errorf("no redelivered gauge: %v", got)
 	}
 }

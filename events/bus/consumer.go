@@ -80,6 +80,7 @@ func (b *Bus) Handle(ctx context.Context, c Consumer, h Handler) error {
 	if _, err := stream.CreateOrUpdateConsumer(ctx, cfg); err != nil {
 		return fmt.Errorf("creating consumer %s: %w", c.Name, err)
 	}
+	b.consumers.add(c.Name)
 	for i := 0; i < c.Concurrency; i++ {
 		nc, err := b.opts.Connect(fmt.Sprintf("%s/%s-%d", b.opts.Source, c.Name, i))
 		if err != nil {

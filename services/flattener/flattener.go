@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"flatbed.dev/events"
 	"flatbed.dev/events/bus"
@@ -35,8 +38,19 @@ type Service struct {
 	Log         *slog.Logger
 	Concurrency int
 	MaxAttempts int
+	Metrics     *Metrics
+
+	// Locks, when set, gives one build per image across every flattener process sharing the
+	// bus; without it concurrent builds in different processes are still safe (the first
+	// rename wins) but wasted.
+	Locks Locker
 
 	building sync.Map // flat directory -> *sync.Mutex: one build per image in this process
+}
+
+// Locker hands out leases that exclude other processes (bus.Locks).
+type Locker interface {
+	Lock(ctx context.Context, key string) (release func(), err error)
 }
 
 // Register adds the flattener's consumer to b.
@@ -46,6 +60,9 @@ func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
 	}
 	if s.Concurrency <= 0 {
 		s.Concurrency = 2
+	}
+	if s.Metrics == nil {
+		s.Metrics = NewMetrics(prometheus.DefaultRegisterer)
 	}
 	return b.Handle(ctx, bus.Consumer{Name: Name, Types: []string{events.LayerIngestedType}, Concurrency: s.Concurrency, MaxAttempts: s.MaxAttempts}, s.Handle)
 }
@@ -94,6 +111,14 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
 	present = st.HasFlat(img.ConfigDigest)
+	if !present && s.Locks != nil {
+		release, err := s.Locks.Lock(ctx, "flat."+store.Hex(img.ConfigDigest))
+		if err != nil {
+			return false, err
+		}
+		defer release()
+		present = st.HasFlat(img.ConfigDigest) // built by the holder we waited for
+	}
 	if !present {
 		layers := make([]flatten.Layer, 0, len(img.Layers))
 		for _, l := range img.Layers {
@@ -121,7 +146,14 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 			return false, err
 		}
 		present = !won
+		if s.Metrics != nil && won {
+			s.Metrics.Images.WithLabelValues("built").Inc()
+			s.Metrics.Bytes.Add(float64(stats.Bytes))
+		}
 		log.Info("flat root file system built", "files", stats.Files, "bytes", stats.Bytes, "published", won)
+	}
+	if present && s.Metrics != nil {
+		s.Metrics.Images.WithLabelValues("present").Inc()
 	}
 	if _, err := store.SymlinkAtomic(publicTarget(img.Name, st.Root, final), st.PublicPath(img.Name)); err != nil {
 		return present, err

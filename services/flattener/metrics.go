@@ -1,0 +1,23 @@
+package flattener
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the flattener's Prometheus metrics.
+type Metrics struct {
+	Images *prometheus.CounterVec // by result: built, present
+	Bytes  prometheus.Counter     // bytes of file content written into flat trees
+}
+
+// NewMetrics registers the flattener metrics on r.
+func NewMetrics(r prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Images: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flatbed_flattener_images_total", Help: "Flat trees handled, by result: built here, or present (built before or by another worker).",
+		}, []string{"result"}),
+		Bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flatbed_flattener_bytes_written_total", Help: "Bytes of file content written into flat trees.",
+		}),
+	}
+	r.MustRegister(m.Images, m.Bytes)
+	return m
+}
