@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // ReadManifestConfig returns the config digest named by a stored manifest.json.
@@ -36,12 +38,18 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) (changed bool, 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return false, fmt.Errorf("creating %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
+	prefix := ".tmp-" + filepath.Base(path) + "-"
+	cleanStale(dir, prefix)
+	f, err := os.CreateTemp(dir, prefix)
 	if err != nil {
 		return false, fmt.Errorf("writing %s: %w", path, err)
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return false, fmt.Errorf("locking %s: %w", tmp, err)
+	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return false, fmt.Errorf("writing %s: %w", path, err)
@@ -54,13 +62,12 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) (changed bool, 
 		f.Close()
 		return false, fmt.Errorf("syncing %s: %w", path, err)
 	}
-	if err := f.Close(); err != nil {
-		return false, err
-	}
+	// Renamed while still open, so the lock covers the temporary until it has its final name.
 	if err := os.Rename(tmp, path); err != nil {
+		f.Close()
 		return false, fmt.Errorf("writing %s: %w", path, err)
 	}
-	return true, nil
+	return true, f.Close()
 }
 
 // SymlinkAtomic makes path a symlink to target, replacing what was there in one rename.
@@ -73,11 +80,16 @@ func SymlinkAtomic(target, path string) (changed bool, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return false, fmt.Errorf("creating %s: %w", dir, err)
 	}
-	tmp, err := os.MkdirTemp(dir, ".tmp-link-")
+	prefix := ".tmp-" + filepath.Base(path) + "-link-"
+	cleanStale(dir, prefix)
+	tmp, err := os.MkdirTemp(dir, prefix)
 	if err != nil {
 		return false, err
 	}
-	defer os.RemoveAll(tmp)
+	if err := lockTemp(tmp); err != nil {
+		return false, err
+	}
+	defer RemoveAll(tmp)
 	l := filepath.Join(tmp, "l")
 	if err := os.Symlink(target, l); err != nil {
 		return false, fmt.Errorf("linking %s: %w", path, err)

@@ -12,6 +12,7 @@ var errNotEmpty = syscall.ENOTEMPTY
 // RemoveAll is os.RemoveAll that first makes directories writable, so trees holding
 // 0000 or read-only directories (which images do carry) can be discarded.
 func RemoveAll(path string) error {
+	defer releaseTemp(path)
 	err := os.RemoveAll(path)
 	if err == nil {
 		return nil

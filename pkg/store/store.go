@@ -96,9 +96,15 @@ func (s *Store) TempDir(final string) (string, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", fmt.Errorf("creating %s: %w", parent, err)
 	}
-	dir, err := os.MkdirTemp(parent, ".tmp-"+filepath.Base(final)+"-")
+	prefix := ".tmp-" + filepath.Base(final) + "-"
+	cleanStale(parent, prefix)
+	dir, err := os.MkdirTemp(parent, prefix)
 	if err != nil {
 		return "", fmt.Errorf("creating temporary directory in %s: %w", parent, err)
+	}
+	if err := lockTemp(dir); err != nil {
+		_ = os.Remove(dir)
+		return "", fmt.Errorf("locking %s: %w", dir, err)
 	}
 	// MkdirTemp makes 0700; published trees are read by every client.
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -111,6 +117,7 @@ func (s *Store) TempDir(final string) (string, error) {
 // (another worker won the race, or an earlier run finished it) tmp is removed and won is false:
 // the existing copy is kept, never half-replaced.
 func (s *Store) Publish(tmp, final string) (won bool, err error) {
+	defer releaseTemp(tmp)
 	err = os.Rename(tmp, final)
 	if err == nil {
 		return true, syncDir(filepath.Dir(final))

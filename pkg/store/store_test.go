@@ -404,3 +404,38 @@ func mustSymlink(t *testing.T, target, p string) {
 		t.Fatal(err)
 	}
 }
+
+// A writer killed mid-way leaves its temporary behind, unlocked: the next writer of the same
+// final name removes it. A temporary still locked by a live writer is left alone.
+func TestStaleTemporariesAreCleaned(t *testing.T) {
+	s := New(t.TempDir())
+	final := s.LayerDir("sha256:" + strings.Repeat("ab", 32))
+	stale := filepath.Dir(final) + "/.tmp-" + filepath.Base(final) + "-dead"
+	if err := os.MkdirAll(stale+"/layerfs/x", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	live, err := s.TempDir(final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale temporary of a dead writer survived: %v", err)
+	}
+	other, err := s.TempDir(final) // a second live writer must not remove the first
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("a live writer's temporary was removed: %v", err)
+	}
+	if won, err := s.Publish(live, final); err != nil || !won {
+		t.Fatalf("publish: %v %v", won, err)
+	}
+	if won, err := s.Publish(other, final); err != nil || won {
+		t.Fatalf("second publish: %v %v", won, err)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(final))
+	if len(entries) != 1 {
+		t.Errorf("left beside the layer: %v", entries)
+	}
+}
