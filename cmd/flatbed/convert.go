@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"flatbed.dev/events"
+	"flatbed.dev/pkg/imageref"
 	"flatbed.dev/pkg/notification"
 	"flatbed.dev/pkg/registry"
 	"flatbed.dev/pkg/wishlist"
@@ -67,11 +68,23 @@ func newConvertSingle(g *globals) *cobra.Command {
 			if output == "" {
 				o.skipThin = true
 			}
+			// The arguments are a one-image wishlist: check them first, to name them in errors.
+			if _, err := imageref.Parse(args[0]); err != nil {
+				return &exitError{exitParseWishlist, fmt.Errorf("IMAGE argument: %w", err)}
+			}
+			if err := wishlist.CheckRepo(args[1]); err != nil {
+				return &exitError{exitParseWishlist, fmt.Errorf("REPO argument: %w", err)}
+			}
+			if output != "" {
+				if err := imageref.CheckFormat(output); err != nil {
+					return &exitError{exitParseWishlist, fmt.Errorf("--output-format: %w", err)}
+				}
+			}
 			data := fmt.Sprintf("version: 1\nuser: ''\ncvmfs_repo: %q\ninput:\n  - %q\n", args[1], args[0])
 			if output != "" {
 				data += fmt.Sprintf("output_format: %q\n", output)
 			}
-			wl, err := wishlist.Parse([]byte(data), "command line")
+			wl, err := wishlist.Parse([]byte(data), "convert-single-image arguments")
 			if err != nil {
 				return &exitError{exitParseWishlist, err}
 			}
@@ -95,7 +108,11 @@ func loadWishlist(path string) (*wishlist.Wishlist, error) {
 	}
 	if f := os.Getenv(wishlist.IgnoreErrorsFileEnv); f != "" {
 		if err := wl.MergeIgnoreErrorsFile(f); err != nil {
-			return nil, &exitError{exitReadWishlist, err}
+			code := exitReadWishlist
+			if errors.Is(err, wishlist.ErrParse) {
+				code = exitParseWishlist
+			}
+			return nil, &exitError{code, fmt.Errorf("%s=%s: %w", wishlist.IgnoreErrorsFileEnv, f, err)}
 		}
 	}
 	return wl, nil
@@ -103,6 +120,14 @@ func loadWishlist(path string) (*wishlist.Wishlist, error) {
 
 // convert submits one wish per input image and waits until each has a result.
 func convert(ctx context.Context, g *globals, o *convertOpts, wl *wishlist.Wishlist) (err error) {
+	var thinNames []string
+	if !o.skipThin {
+		// Every thin-image name is made before anything starts, so that a format that does
+		// not fit some input is a wishlist error (103) naming it, not a failure later.
+		if thinNames, err = wl.Outputs(); err != nil {
+			return &exitError{exitParseWishlist, err}
+		}
+	}
 	repoRoot := filepath.Join(g.storeRoot, wl.CvmfsRepo)
 	if err := ensureRepository(g.storeRoot, repoRoot); err != nil {
 		return err
@@ -155,13 +180,11 @@ func convert(ctx context.Context, g *globals, o *convertOpts, wl *wishlist.Wishl
 	g.log.Info("converting", "wishlist", wl.Path, "images", len(wl.Input), "repository", repoRoot)
 
 	pending := map[string]string{} // wish id -> image
-	for _, ref := range wl.Refs() {
+	for i, ref := range wl.Refs() {
 		job := events.Job{WishID: uuid.NewString(), CorrelationID: correlation, Image: ref.String(), CvmfsRepo: wl.CvmfsRepo,
 			SkipThin: o.skipThin, ConvertAgain: o.convertAgain, User: wl.User, SubmittedAt: time.Now().UTC()}
 		if !o.skipThin {
-			if job.ThinImage, err = wl.Output(ref); err != nil {
-				return &exitError{exitParseWishlist, err}
-			}
+			job.ThinImage = thinNames[i]
 		}
 		env, err := events.New(events.WishSubmittedType, "flatbed/cli", events.ID(events.WishSubmittedType, job.WishID), job, job.Image, events.WishSubmitted{Job: job})
 		if err != nil {

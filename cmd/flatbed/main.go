@@ -33,7 +33,7 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := newRoot().ExecuteContext(ctx)
+	cmd, err := newRoot().ExecuteContextC(ctx)
 	if err == nil {
 		return
 	}
@@ -44,6 +44,10 @@ func main() {
 		}
 		os.Exit(ee.code)
 	}
+	// Anything else is cobra's: an unknown command or flag, or a wrong number of arguments.
 	fmt.Fprintln(os.Stderr, "flatbed:", err)
+	if cmd != nil {
+		fmt.Fprintf(os.Stderr, "usage: %s\nrun '%s --help' for more\n", cmd.UseLine(), cmd.CommandPath())
+	}
 	os.Exit(exitUsage)
 }

@@ -9,7 +9,10 @@ import (
 // GGCR returns r as a go-containerregistry reference: a digest reference
 // when r has a digest (the tag is then informational), a tag reference
 // otherwise. Plain-http registries get name.Insecure. The registry is kept
-// as written (registry.hub.docker.com stays registry.hub.docker.com).
+// as written (registry.hub.docker.com stays registry.hub.docker.com), also
+// when it has neither '.' nor ':' ("http://registry/foo:1"), where
+// name.ParseReference would take the first component for a Docker Hub
+// repository.
 func (r Ref) GGCR() (name.Reference, error) {
 	if r.Wildcard() {
 		return nil, fmt.Errorf("image %s has the wildcard tag %q: expand it to concrete tags first", r, r.Tag)
@@ -18,13 +21,22 @@ func (r Ref) GGCR() (name.Reference, error) {
 	if r.Insecure() {
 		opts = append(opts, name.Insecure)
 	}
-	s := r.Registry + "/" + r.Repository + ":" + r.Tag
-	if r.Digest != "" {
-		s = r.Registry + "/" + r.Repository + "@" + r.Digest
-	}
-	ref, err := name.ParseReference(s, opts...)
+	reg, err := name.NewRegistry(r.Registry, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("converting %s to a registry reference: %w", r, err)
 	}
-	return ref, nil
+	if err := checkRepository(r.String(), r.Repository); err != nil {
+		return nil, err
+	}
+	repo := reg.Repo(r.Repository)
+	switch {
+	case r.Digest != "":
+		if !digestRe.MatchString(r.Digest) {
+			return nil, invalid(r.String(), fmt.Sprintf("digest %q is not of the form sha256:<64 lower-case hex digits>", r.Digest))
+		}
+		return repo.Digest(r.Digest), nil
+	case r.Tag == "" || !tagRe.MatchString(r.Tag):
+		return nil, invalid(r.String(), fmt.Sprintf("tag %q is not valid", r.Tag))
+	}
+	return repo.Tag(r.Tag), nil
 }

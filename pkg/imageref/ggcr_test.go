@@ -14,6 +14,9 @@ func TestGGCR(t *testing.T) {
 		{"http://localhost:5000/a/b:1", "localhost:5000/a/b:1", "localhost:5000", "http"},
 		{"http://registry.example.org/a:1", "registry.example.org/a:1", "registry.example.org", "http"},
 		{"https://r.example.org/a:1@sha256:" + hex64, "r.example.org/a@sha256:" + hex64, "r.example.org", "https"},
+		// A registry without '.' or ':' stays the registry (name.ParseReference would go to Docker Hub).
+		{"http://registry/foo:1", "registry/foo:1", "registry", "http"},
+		{"https://Reg/a:1", "Reg/a:1", "Reg", "https"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

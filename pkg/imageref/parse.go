@@ -41,11 +41,17 @@ func Parse(s string) (Ref, error) {
 			return Ref{}, invalid(s, fmt.Sprintf("scheme %q is not supported; use https:// (or http:// for a plain-text registry)", in[:i]))
 		}
 	}
+	if err := checkCredentials(s, rest); err != nil {
+		return Ref{}, err
+	}
 	slash := strings.IndexByte(rest, '/')
 	if slash < 0 {
 		return Ref{}, invalid(s, "missing registry; write the registry first, e.g. registry.hub.docker.com/library/"+rest)
 	}
 	r.Registry, rest = rest[:slash], rest[slash+1:]
+	if strings.HasPrefix(rest, "/") || strings.Contains(rest, "//") {
+		return Ref{}, invalid(s, "empty path component ('//'); write a single '/' between registry and repository parts")
+	}
 	if err := checkRegistry(s, r.Registry, explicitScheme, rest); err != nil {
 		return Ref{}, err
 	}
@@ -64,7 +70,7 @@ func Parse(s string) (Ref, error) {
 			return Ref{}, invalid(s, "the tag after ':' is empty; write a tag (e.g. :latest) or drop the ':'")
 		}
 	}
-	r.Repository = strings.Trim(rest, "/")
+	r.Repository = strings.TrimSuffix(rest, "/")
 	if err := checkRepository(s, r.Repository); err != nil {
 		return Ref{}, err
 	}
@@ -118,6 +124,38 @@ func componentsValid(repo string) bool {
 	return true
 }
 
+// checkCredentials refuses "user:password@registry/…": credentials do not belong in an image
+// name, which is logged, stored and sent in events.
+func checkCredentials(s, rest string) error {
+	host, _, _ := strings.Cut(rest, "/")
+	at := strings.LastIndexByte(host, '@')
+	if at < 0 || strings.HasPrefix(host[at+1:], "sha256:") || strings.HasPrefix(host[at+1:], "sha512:") {
+		return nil
+	}
+	return invalid(s, "credentials in the image name are not supported (they would be logged); remove the 'user:password@' part "+
+		"and give the credentials with DUCC_AUTH_REGISTRIES (DUCC_<R>_IDENT/_USER/_PASS) or a docker config file (docker login)")
+}
+
+// Redact replaces the user information of "scheme://user:password@host/…" (or
+// "user:password@host/…") with "***", so that a mistaken image name with credentials can be
+// shown in an error.
+func Redact(s string) string {
+	prefix, rest := "", s
+	if i := strings.Index(s, "://"); i >= 0 {
+		prefix, rest = s[:i+3], s[i+3:]
+	}
+	host, path, slash := strings.Cut(rest, "/")
+	at := strings.LastIndexByte(host, '@')
+	if at < 0 || strings.HasPrefix(host[at+1:], "sha256:") || strings.HasPrefix(host[at+1:], "sha512:") {
+		return s
+	}
+	out := prefix + "***" + host[at:]
+	if slash {
+		out += "/" + path
+	}
+	return out
+}
+
 func invalid(input, why string) error {
-	return fmt.Errorf("%w %q: %s", ErrInvalid, input, why)
+	return fmt.Errorf("%w %q: %s", ErrInvalid, Redact(input), why)
 }

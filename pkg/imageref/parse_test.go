@@ -65,6 +65,9 @@ func TestParseErrors(t *testing.T) {
 		{"https://registry.example.org/a:1*@sha256:" + hex64, "wildcard"},
 		{"https://registry.example.org/a b:1", `component "a b"`},
 		{"https://regi$try/a:1", "host name"},
+		{"registry.example.org//a:1", "empty path component"},
+		{"reg//double", "empty path component"},
+		{"https://registry.example.org/a//b:1", "empty path component"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -82,6 +85,29 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error %q does not name the input %q", err, tt.in)
 			}
 		})
+	}
+}
+
+func TestParseRefusesCredentials(t *testing.T) {
+	for _, in := range []string{
+		"https://robot:s3cret-pw@registry.example.org/a:1",
+		"robot:s3cret-pw@registry.example.org/a:1",
+		"https://robot:s3cret-pw@registry.example.org",
+		"robot:s3cret-pw@registry.example.org",
+	} {
+		_, err := Parse(in)
+		if err == nil || !errors.Is(err, ErrInvalid) {
+			t.Fatalf("Parse(%q) = %v, want ErrInvalid", in, err)
+		}
+		if strings.Contains(err.Error(), "s3cret-pw") {
+			t.Errorf("Parse(%q) error shows the password: %v", in, err)
+		}
+		if !strings.Contains(err.Error(), "credentials") || !strings.Contains(err.Error(), "***@registry.example.org") {
+			t.Errorf("Parse(%q) error %v does not say credentials are not supported", in, err)
+		}
+	}
+	if got := Redact("https://registry.example.org/a@sha256:" + hex64); got != "https://registry.example.org/a@sha256:"+hex64 {
+		t.Errorf("Redact changed a digest reference: %s", got)
 	}
 }
 

@@ -41,8 +41,9 @@ func Parse(data []byte, source string) (*Wishlist, error) {
 			w.CvmfsRepo = p.repo(v)
 		case "output_format":
 			w.OutputFormat = p.format(v)
+			w.formatLine = v.Line
 		case "input":
-			w.Input, w.refs = p.inputs(v)
+			w.Input, w.refs, w.inputLines = p.inputs(v)
 		case "ignoreErrors":
 			w.IgnoreErrors = p.globs(v)
 		default:
@@ -78,7 +79,7 @@ func (p *parser) scalar(v *yaml.Node, field string) string {
 func (p *parser) version(v *yaml.Node) int {
 	var n int
 	if v.Kind != yaml.ScalarNode || v.Decode(&n) != nil {
-		p.add(v, "version", "expected the number %d, found %s", Version, kind(v))
+		p.add(v, "version", "expected the number %d, found %s; write `version: %d`", Version, kind(v), Version)
 		return 0
 	}
 	if n != Version {
@@ -89,16 +90,35 @@ func (p *parser) version(v *yaml.Node) int {
 
 func (p *parser) repo(v *yaml.Node) string {
 	s := p.scalar(v, "cvmfs_repo")
-	switch {
-	case v.Kind != yaml.ScalarNode:
-	case s == "":
-		p.add(v, "cvmfs_repo", "empty; write the target repository, e.g. `cvmfs_repo: unpacked.cern.ch`")
-	case strings.HasPrefix(s, "/cvmfs/"):
-		p.add(v, "cvmfs_repo", "write the repository name without /cvmfs/, e.g. %q", strings.TrimPrefix(s, "/cvmfs/"))
-	case !repoRe.MatchString(s) || strings.Contains("/"+s+"/", "/../") || strings.Contains("/"+s+"/", "/./"):
-		p.add(v, "cvmfs_repo", "%q is not a repository name with an optional sub-directory, such as 'unpacked.cern.ch' or 'unpacked.cern.ch/sub/dir'", s)
+	if v.Kind == yaml.ScalarNode {
+		if problem := repoProblem(s); problem != "" {
+			p.add(v, "cvmfs_repo", "%s", problem)
+		}
 	}
 	return s
+}
+
+// CheckRepo reports whether repo is a valid cvmfs_repo ("unpacked.cern.ch" or
+// "unpacked.cern.ch/sub/dir"); the error says how to fix it.
+func CheckRepo(repo string) error {
+	if problem := repoProblem(repo); problem != "" {
+		return fmt.Errorf("cvmfs_repo %q: %s", repo, problem)
+	}
+	return nil
+}
+
+func repoProblem(s string) string {
+	switch {
+	case s == "":
+		return "empty; write the target repository, e.g. `cvmfs_repo: unpacked.cern.ch`"
+	case strings.HasPrefix(s, "/cvmfs/"):
+		return fmt.Sprintf("write the repository name without /cvmfs/, e.g. %q", strings.TrimPrefix(s, "/cvmfs/"))
+	case strings.Contains("/"+s+"/", "/../") || strings.Contains("/"+s+"/", "/./"):
+		return fmt.Sprintf("%q has a '.' or '..' path component; write the repository and an optional sub-directory without them, such as 'unpacked.cern.ch' or 'unpacked.cern.ch/sub/dir'", s)
+	case !repoRe.MatchString(s):
+		return fmt.Sprintf("%q is not a repository name with an optional sub-directory; use letters, digits, '.', '_' and '-' separated by single '/', such as 'unpacked.cern.ch' or 'unpacked.cern.ch/sub/dir'", s)
+	}
+	return ""
 }
 
 func (p *parser) format(v *yaml.Node) string {
@@ -118,40 +138,49 @@ func (p *parser) format(v *yaml.Node) string {
 	return s
 }
 
-func (p *parser) inputs(v *yaml.Node) ([]string, []imageref.Ref) {
+const exampleImage = "'https://registry.hub.docker.com/library/ubuntu:22.04'"
+
+func (p *parser) inputs(v *yaml.Node) ([]string, []imageref.Ref, []int) {
 	if isNull(v) || (v.Kind == yaml.SequenceNode && len(v.Content) == 0) {
-		p.add(v, "input", "empty; list at least one image, e.g. `- 'https://registry.hub.docker.com/library/ubuntu:22.04'`")
-		return nil, nil
+		p.add(v, "input", "empty; list at least one image, e.g. `- %s`", exampleImage)
+		return nil, nil, nil
 	}
 	if v.Kind != yaml.SequenceNode {
-		p.add(v, "input", "expected a list of images (lines starting with '- '), found %s", kind(v))
-		return nil, nil
+		p.add(v, "input", "expected a list of images (lines starting with '- '), found %s; write e.g. `input: [%s]`", kind(v), exampleImage)
+		return nil, nil, nil
 	}
 	var (
 		inputs []string
 		refs   []imageref.Ref
+		lines  []int
 		first  = map[string]int{} // whole name -> index
 	)
 	for i, item := range v.Content {
 		field := fmt.Sprintf("input[%d]", i)
-		s := p.scalar(item, field)
-		if item.Kind != yaml.ScalarNode {
+		if item.Kind != yaml.ScalarNode || (item.Tag != "!!str" && !isNull(item)) {
+			p.add(item, field, "expected an image name, found %s; write each image as a quoted string, e.g. `- %s`", kind(item), exampleImage)
 			continue
 		}
+		s := p.scalar(item, field)
 		r, err := imageref.Parse(s)
 		if err != nil {
 			p.add(item, field, "%v", err)
 			continue
 		}
 		if j, dup := first[r.String()]; dup {
-			p.add(item, field, "%q is the same image as input[%d] on line %d; remove one", s, j, v.Content[j].Line)
+			how := "is"
+			if s != v.Content[j].Value {
+				how = fmt.Sprintf("is, as %s,", r)
+			}
+			p.add(item, field, "%q %s the same image as input[%d] on line %d; remove one of them", imageref.Redact(s), how, j, v.Content[j].Line)
 			continue
 		}
 		first[r.String()] = i
 		inputs = append(inputs, s)
 		refs = append(refs, r)
+		lines = append(lines, item.Line)
 	}
-	return inputs, refs
+	return inputs, refs, lines
 }
 
 func (p *parser) globs(v *yaml.Node) []string {
@@ -178,15 +207,47 @@ func (p *parser) globs(v *yaml.Node) []string {
 	return out
 }
 
-// suggest names the known key an unknown one is probably a typo of.
+// suggest names the known key an unknown one is probably a typo of: the same
+// but for case, '_', '-' and spaces, or at most two edits away.
 func suggest(key string) string {
 	norm := func(s string) string {
 		return strings.NewReplacer("_", "", "-", "", " ", "").Replace(strings.ToLower(s))
 	}
+	best, bestDist := "", 3
 	for _, k := range knownKeys {
 		if norm(k) == norm(key) {
 			return fmt.Sprintf(" (did you mean %s?)", k)
 		}
+		if d := distance(norm(k), norm(key)); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf(" (did you mean %s?)", best)
 	}
 	return ""
+}
+
+// distance is the Levenshtein distance of a and b (in bytes; keys are ASCII).
+func distance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 64
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

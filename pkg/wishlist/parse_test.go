@@ -37,7 +37,7 @@ func TestParse(t *testing.T) {
 		Path:         "w.yaml",
 	}
 	got := *w
-	got.refs = nil
+	got.refs, got.inputLines, got.formatLine = nil, nil, 0
 	if !reflect.DeepEqual(&got, want) {
 		t.Errorf("Parse = %+v\nwant    %+v", got, *want)
 	}
@@ -99,6 +99,12 @@ func TestParseErrors(t *testing.T) {
 			[]string{"w.yaml:3: output_format", "not an image"}},
 		{"bad glob", "version: 1\ncvmfs_repo: r.cern.ch\ninput: ['r.example.org/a:1']\nignoreErrors: ['[']\n",
 			[]string{"w.yaml:4: ignoreErrors[0]", "not a valid glob"}},
+		{"tab indent", "version: 1\ncvmfs_repo: r.cern.ch\ninput:\n\t- 'r.example.org/a:1'\n",
+			[]string{"w.yaml:4: not valid YAML", "line 4 is indented with a tab"}},
+		{"number input", "version: 1\ncvmfs_repo: r.cern.ch\ninput:\n  - 42\n", []string{"w.yaml:4: input[0]: expected an image name, found the number 42", "quoted string"}},
+		{"mapping input", "version: 1\ncvmfs_repo: r.cern.ch\ninput:\n  - image: r.example.org/a:1\n", []string{"w.yaml:4: input[0]: expected an image name, found a mapping"}},
+		{"typo key", "version: 1\ncvmfs_repo: r.cern.ch\ninptu: ['r.example.org/a:1']\n", []string{"w.yaml:3: inptu: unknown key (did you mean input?)"}},
+		{"credentials in image", "version: 1\ncvmfs_repo: r.cern.ch\ninput: ['https://u:s3cret@r.example.org/a:1']\n", []string{"w.yaml:3: input[0]", "credentials"}},
 		{"glob string", "version: 1\ncvmfs_repo: r.cern.ch\ninput: ['r.example.org/a:1']\nignoreErrors: 'x*'\n",
 			[]string{"ignoreErrors: expected a list"}},
 	}
@@ -139,5 +145,36 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := Load(path); !errors.Is(err, ErrParse) || !strings.Contains(err.Error(), path) {
 		t.Errorf("Load(bad) = %v, want ErrParse naming %s", err, path)
+	}
+}
+
+func TestOutputs(t *testing.T) {
+	w, err := Parse([]byte("version: 1\ncvmfs_repo: r.cern.ch\ninput:\n  - r.example.org/a:1\n  - r.example.org/b@sha256:"+strings.Repeat("a", 64)+"\n"), "w.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.Outputs()
+	if err == nil || !errors.Is(err, ErrParse) {
+		t.Fatalf("Outputs() = %v, want ErrParse for the digest-only image", err)
+	}
+	for _, want := range []string{"w.yaml:5: input[1]", "the default output_format", "not an image", "give the image a tag", "--skip-thin-image"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	w.OutputFormat = "r.example.org/thin/$(repository)$(reference)"
+	outs, err := w.Outputs()
+	if err != nil || len(outs) != 2 || outs[0] != "r.example.org/thin/a:1" {
+		t.Errorf("Outputs() = %q, %v", outs, err)
+	}
+}
+
+func TestCheckRepo(t *testing.T) {
+	for repo, want := range map[string]string{"unpacked.cern.ch": "", "unpacked.cern.ch/sub": "", "": "empty", "/cvmfs/x": "without /cvmfs/",
+		"x/../y": "'..'", "x//y": "single '/'"} {
+		err := CheckRepo(repo)
+		if (err == nil) != (want == "") || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("CheckRepo(%q) = %v, want %q", repo, err, want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package wishlist
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 
@@ -31,7 +32,9 @@ type Wishlist struct {
 	IgnoreErrors []string // filepath.Match globs over whole image names
 	Path         string   // file it was read from, or the source given to Parse
 
-	refs []imageref.Ref
+	refs       []imageref.Ref
+	inputLines []int // line of each of refs
+	formatLine int   // line of output_format, 0 without one
 }
 
 // Refs returns the parsed Input, in order.
@@ -47,9 +50,58 @@ func (w *Wishlist) Format() string {
 	return w.OutputFormat
 }
 
-// Output returns the thin-image name for one input image.
+// Output returns the thin-image name for one input image; it fails when the
+// format gives something that is not an image for in.
 func (w *Wishlist) Output(in imageref.Ref) (string, error) {
-	return in.Expand(w.Format())
+	out, err := in.Expand(w.Format())
+	if err != nil {
+		return "", err
+	}
+	if _, err := imageref.Parse(out); err != nil {
+		return "", fmt.Errorf("%s gives %q for %s, which is not an image: %w", w.describeFormat(), out, in, err)
+	}
+	return out, nil
+}
+
+// Outputs returns the thin-image name of every input, in order. The error wraps
+// ErrParse and names, for each input whose name cannot be made, its line and
+// how to fix it.
+func (w *Wishlist) Outputs() ([]string, error) {
+	p := &parser{source: w.Path}
+	var outs []string
+	for i, r := range w.refs {
+		out, err := w.Output(r)
+		if err != nil {
+			line := 0
+			if i < len(w.inputLines) {
+				line = w.inputLines[i]
+			}
+			fix := "fix output_format"
+			if w.formatLine > 0 {
+				fix += fmt.Sprintf(" (line %d)", w.formatLine)
+			} else {
+				fix = "add an output_format that gives an image name for it (e.g. with $(reference) or $(digest))"
+			}
+			if r.Tag == "" {
+				fix += ", give the image a tag"
+			}
+			p.problems = append(p.problems, fmt.Sprintf("%s:%d: input[%d]: %v; %s, or skip thin images with -i/--skip-thin-image",
+				w.Path, line, i, err, fix))
+			continue
+		}
+		outs = append(outs, out)
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return outs, nil
+}
+
+func (w *Wishlist) describeFormat() string {
+	if w.OutputFormat == "" {
+		return fmt.Sprintf("the default output_format %q", imageref.DefaultOutputFormat)
+	}
+	return fmt.Sprintf("output_format %q", w.OutputFormat)
 }
 
 // Repo splits CvmfsRepo into the repository name and the optional
