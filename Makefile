@@ -3,7 +3,10 @@ GO      ?= go
 BIN     := bin
 MODULES := pkg events services/resolver services/ingester services/flattener services/thinpusher services/notifier cmd/flatbed e2e
 
-.PHONY: all build demo test test-deps lint unit e2e gomod-check clean
+.PHONY: all build demo test test-deps lint unit e2e fuzz clean
+
+# How long each fuzz target runs in `make test` (bounded, seeded with the hostile corpora).
+FUZZTIME ?= 15s
 
 all: build
 
@@ -17,6 +20,12 @@ demo: build
 ## test: install what the tests need, then run every test of every module
 test: test-deps lint
 	CI=$${CI:-true} $(GO) test -timeout 40m -count=1 work
+	$(MAKE) fuzz
+
+## fuzz: run every fuzz target for FUZZTIME
+fuzz:
+	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./wishlist
+	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./imageref
 
 test-deps:
 	scripts/install-test-deps.sh

@@ -96,7 +96,11 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 	case ingester.Name:
 		return (&ingester.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Concurrency: g.jobs, MaxAttempts: g.maxAttempts}).Register(ctx, b)
 	case flattener.Name:
-		return (&flattener.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, MaxAttempts: g.maxAttempts}).Register(ctx, b)
+		locks, err := b.Locks(ctx)
+		if err != nil {
+			return err
+		}
+		return (&flattener.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, MaxAttempts: g.maxAttempts, Locks: locks}).Register(ctx, b)
 	case thinpusher.Name:
 		return (&thinpusher.Service{Bus: b, Log: log, MaxAttempts: g.maxAttempts}).Register(ctx, b)
 	case notifier.Name:
