@@ -73,7 +73,7 @@ func startPipeline(ctx context.Context, g *globals, services []string, listen st
 			g.log.Info("embedded NATS listening", "url", u, "state", dir)
 		}
 	}
-	b, err := bus.New(ctx, bus.Options{Connect: connect, Source: "flatbed", Logger: g.log})
+	b, err := bus.New(ctx, bus.Options{Connect: connect, Source: "flatbed", Logger: g.log, RetryBase: g.retryBase})
 	if err != nil {
 		p.close()
 		return nil, err
@@ -92,9 +92,13 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 	log := g.log.With("service", name)
 	switch name {
 	case resolver.Name:
-		return (&resolver.Service{StoreRoot: g.storeRoot, Bus: b, Log: log}).Register(ctx, b)
+		return (&resolver.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, MaxAttempts: g.maxAttempts}).Register(ctx, b)
 	case ingester.Name:
-		return (&ingester.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Concurrency: g.jobs, MaxAttempts: g.maxAttempts}).Register(ctx, b)
+		locks, err := b.Locks(ctx)
+		if err != nil {
+			return err
+		}
+		return (&ingester.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Concurrency: g.jobs, MaxAttempts: g.maxAttempts, Locks: locks}).Register(ctx, b)
 	case flattener.Name:
 		locks, err := b.Locks(ctx)
 		if err != nil {

@@ -20,6 +20,7 @@ type globals struct {
 	verbose      bool
 	jobs         int
 	maxAttempts  int
+	retryBase    time.Duration
 	log          *slog.Logger
 }
 
@@ -44,6 +45,7 @@ func newRoot() *cobra.Command {
 	f.BoolVarP(&g.verbose, "verbose", "v", false, "debug logging")
 	f.IntVar(&g.jobs, "max-concurrent-downloads", 4, "layers fetched and unpacked at once by each ingester")
 	f.IntVar(&g.maxAttempts, "max-attempts", 5, "deliveries of one step before it is declared failed")
+	f.DurationVar(&g.retryBase, "retry-base", time.Second, "first redelivery delay after a failed step (doubles up to 30s)")
 	root.AddCommand(newConvert(g), newConvertSingle(g), newServe(g), newCheckImageSyntax(g), newDownloadManifest(g), newDemo(g), newVersion())
 	return root
 }

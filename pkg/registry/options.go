@@ -7,16 +7,18 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // UserAgent is sent with every request.
 const UserAgent = "flatbed"
 
 // DefaultBackoff retries like DUCC does on 429: about 1, 2, 4, 8, 16 s with
-// ±25% jitter, at most 60 s, five retries.
+// ±25% jitter, at most 60 s, five retries. A Retry-After answer waits longer
+// when it asks to (up to MaxRetryAfter). RetryBaseEnv scales it.
 var DefaultBackoff = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.25, Steps: 6, Cap: time.Minute}
 
-// RetryStatusCodes are the answers retried with back-off.
+// RetryStatusCodes are the answers retried with back-off (honouring Retry-After).
 var RetryStatusCodes = []int{
 	http.StatusRequestTimeout,
 	http.StatusTooManyRequests,
@@ -87,7 +89,7 @@ func WithJobs(n int) Option {
 }
 
 func build(opts []Option) *options {
-	o := &options{keychain: authn.DefaultKeychain, userAgent: UserAgent, backoff: DefaultBackoff}
+	o := &options{keychain: authn.DefaultKeychain, userAgent: UserAgent, backoff: defaultBackoff()}
 	for _, opt := range opts {
 		opt(o)
 	}
@@ -116,10 +118,20 @@ func Options(ctx context.Context, opts ...Option) []remote.Option {
 		remote.WithAuthFromKeychain(o.chain()),
 		remote.WithUserAgent(o.userAgent),
 		remote.WithRetryBackoff(o.backoff),
-		remote.WithRetryStatusCodes(RetryStatusCodes...),
 	}
-	if o.transport != nil {
-		ro = append(ro, remote.WithTransport(o.transport))
+	if _, ok := o.transport.(*transport.Wrapper); ok {
+		// The caller opted out of go-containerregistry's wrapping: keep its status retries.
+		ro = append(ro, remote.WithTransport(o.transport), remote.WithRetryStatusCodes(RetryStatusCodes...))
+	} else {
+		base := o.transport
+		if base == nil {
+			base = remote.DefaultTransport
+		}
+		// Busy answers are retried by retryTransport, which honours Retry-After and stops
+		// waiting when ctx ends; go-containerregistry still retries network errors around it.
+		ro = append(ro,
+			remote.WithTransport(&retryTransport{inner: base, backoff: o.backoff, codes: RetryStatusCodes, maxWait: MaxRetryAfter, stall: stallTimeout()}),
+			remote.WithRetryStatusCodes())
 	}
 	if o.jobs > 0 {
 		ro = append(ro, remote.WithJobs(o.jobs))

@@ -2,14 +2,19 @@ package ingester
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"os"
+	"strings"
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"flatbed.dev/events"
 	"flatbed.dev/pkg/registry"
 )
 
@@ -18,24 +23,72 @@ import (
 func openBlob(ctx context.Context, ref name.Digest, ropts []registry.Option) (io.ReadCloser, error) {
 	l, err := remote.Layer(ref, registry.Options(ctx, ropts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("fetching layer %s: %w", ref, err)
+		return nil, registry.Explain(err)
 	}
 	rc, err := l.Compressed()
 	if err != nil {
-		return nil, fmt.Errorf("fetching layer %s: %w", ref, err)
+		return nil, registry.Explain(err)
 	}
 	return rc, nil
 }
 
-type countingReader struct {
-	r io.Reader
-	n *atomic.Int64
+// blobStream counts and hashes the blob as it arrives and remembers how the stream ended,
+// so that a failed unpack can be told apart: a download that broke off, bytes that do not
+// match the digest, or a layer that is bad as published.
+type blobStream struct {
+	r       io.Reader
+	fetched *atomic.Int64
+	h       hash.Hash // nil for digests other than sha256
+	n       int64
+	end     error // the first error (io.EOF included) the stream returned
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
+func newBlobStream(r io.Reader, digest string, fetched *atomic.Int64) *blobStream {
+	b := &blobStream{r: r, fetched: fetched}
+	if strings.HasPrefix(digest, "sha256:") {
+		b.h = sha256.New()
+	}
+	return b
+}
+
+func (b *blobStream) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	b.fetched.Add(int64(n))
+	if b.h != nil {
+		b.h.Write(p[:n])
+	}
+	if err != nil && b.end == nil {
+		b.end = err
+	}
 	return n, err
+}
+
+// transferError is a blob that did not arrive as published: cut short, reset, or with other
+// bytes than its digest names. It may be a fault on the way, so it is worth another try.
+type transferError struct{ msg string }
+
+func (e *transferError) Error() string { return e.msg }
+
+// explain turns a failed unpack into what happened to the download, when the download is
+// what went wrong; otherwise it returns nil.
+func (b *blobStream) explain(l events.Layer, image string) error {
+	switch {
+	case b.end == nil:
+		return nil // unpacking stopped before the stream ended: the layer itself is the problem
+	case b.end != io.EOF && registry.Temporary(b.end):
+		return &transferError{fmt.Sprintf("the download of layer %s of %s broke off after %d of %d bytes: %s (%v)",
+			l.Digest, image, b.n, l.Size, registry.Reason(b.end), b.end)}
+	case l.Size > 0 && b.n < l.Size:
+		return &transferError{fmt.Sprintf("the download of layer %s of %s ended after %d of %d bytes: the registry sent a truncated blob",
+			l.Digest, image, b.n, l.Size)}
+	case b.h != nil:
+		if got := "sha256:" + hex.EncodeToString(b.h.Sum(nil)); got != l.Digest {
+			return &transferError{fmt.Sprintf("layer %s of %s does not match its digest (expected %s, got %s): the registry sent other bytes than the manifest names",
+				l.Digest, image, l.Digest, got)}
+		}
+	}
+	return nil
 }
 
 func mkdir(p string) error {

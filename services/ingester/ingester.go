@@ -38,6 +38,14 @@ type Service struct {
 	MaxAttempts int                  // deliveries of one layer before it is declared failed
 	Whiteouts   layer.WhiteoutFormat // "" = probe the store once
 	Metrics     *Metrics
+	// Locks, when set, makes one ingester unpack a layer while others asking for it wait;
+	// without it racing ingesters are still safe (the first rename wins) but do it twice.
+	Locks Locker
+}
+
+// Locker hands out leases that exclude other processes (bus.Locks).
+type Locker interface {
+	Lock(ctx context.Context, key string) (release func(), err error)
 }
 
 // Register adds the ingester's consumer to b.
@@ -73,10 +81,18 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	} else {
 		meta, err := s.ingest(ctx, st, in, l)
 		if err != nil {
-			if errors.Is(err, context.Canceled) || !d.LastAttempt() {
+			if errors.Is(err, context.Canceled) {
+				return err // shutting down: the layer is handed back
+			}
+			if permanent(err) {
+				return s.fail(ctx, in, l.Digest, err)
+			}
+			if !d.LastAttempt() {
+				s.Log.Warn("layer not ingested yet, will retry", "wish", in.Job.WishID, "image", in.Job.Image, "layer", l.Digest,
+					"attempt", d.Attempt, "of", d.MaxAttempts, "err", err)
 				return err
 			}
-			return s.fail(ctx, in, l.Digest, err)
+			return s.fail(ctx, in, l.Digest, fmt.Errorf("%w; gave up after %d attempts", err, d.Attempt))
 		}
 		if meta == nil { // another ingester published it first
 			present = true
@@ -85,6 +101,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 			fetched = meta.Size
 			s.Metrics.Layers.WithLabelValues("unpacked").Inc()
 			s.Metrics.Bytes.Add(float64(meta.Size))
+			s.Metrics.Written.Add(float64(meta.UncompressedSize))
 		}
 	}
 	if err := addOrigin(st, l.Digest, in.Image.ConfigDigest); err != nil {
@@ -114,6 +131,17 @@ func (s *Service) ingest(ctx context.Context, st *store.Store, in events.LayerRe
 		return nil, err
 	}
 	final := st.LayerDir(l.Digest)
+	if s.Locks != nil {
+		// Images share layers: whoever asks second waits for the first and finds it done.
+		release, err := s.Locks.Lock(ctx, "layer."+store.Hex(l.Digest))
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		if st.HasLayer(l.Digest) {
+			return nil, nil
+		}
+	}
 	tmp, err := st.TempDir(final)
 	if err != nil {
 		return nil, err
@@ -131,13 +159,30 @@ func (s *Service) ingest(ctx context.Context, st *store.Store, in events.LayerRe
 	blob, err := openBlob(ctx, gref.Context().Digest(l.Digest), s.Registry)
 	if err != nil {
 		discard()
-		return nil, err
+		if registry.NotFound(err) {
+			return nil, &permanentError{fmt.Errorf("layer %s of %s is not in the registry; the image may have been changed or deleted since it was resolved: convert it again (%w)",
+				l.Digest, in.Job.Image, err)}
+		}
+		if registry.Denied(err) {
+			return nil, &permanentError{fmt.Errorf("the registry refused access to layer %s of %s; check the credentials for %s (%w)",
+				l.Digest, in.Job.Image, ref.Registry, err)}
+		}
+		if _, ok := registry.Status(err); ok && !registry.Temporary(err) {
+			return nil, &permanentError{fmt.Errorf("fetching layer %s of %s: %w", l.Digest, in.Job.Image, err)}
+		}
+		return nil, fmt.Errorf("fetching layer %s of %s: %w", l.Digest, in.Job.Image, err)
 	}
 	log.Debug("unpacking layer", "size", l.Size)
-	meta, err := layer.Extract(ctx, &countingReader{r: blob, n: &s.Metrics.fetched}, fs, layer.Want{Digest: l.Digest, DiffID: l.DiffID, MediaType: l.MediaType}, layer.Options{Whiteouts: wo, Logger: log})
+	stream := newBlobStream(blob, l.Digest, &s.Metrics.fetched)
+	meta, err := layer.Extract(ctx, stream, fs, layer.Want{Digest: l.Digest, DiffID: l.DiffID, MediaType: l.MediaType, Size: l.Size}, layer.Options{Whiteouts: wo, Logger: log})
 	blob.Close()
 	if err != nil {
 		discard()
+		if ctx.Err() == nil {
+			if terr := stream.explain(l, in.Job.Image); terr != nil {
+				return nil, terr
+			}
+		}
 		return nil, fmt.Errorf("unpacking layer %s of %s: %w", l.Digest, in.Job.Image, err)
 	}
 	if err := layer.WriteMeta(filepath.Join(tmp, ".metadata"), meta); err != nil {
@@ -166,4 +211,20 @@ func (s *Service) fail(ctx context.Context, in events.LayerRequested, digest str
 		return err
 	}
 	return s.Bus.Publish(ctx, env)
+}
+
+// permanentError is a layer that no new attempt can fetch: the registry does not have it or
+// refuses it.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// permanent says trying the layer again cannot help: the registry does not have it or
+// refuses it, or the layer is hostile (unsafe entries, over a limit). Everything else (the
+// registry busy or unreachable, a download cut short or corrupted on the way, a local
+// error) is retried up to the consumer's MaxAttempts.
+func permanent(err error) bool {
+	var pe *permanentError
+	return errors.As(err, &pe) || errors.Is(err, layer.ErrUnsafe) || errors.Is(err, layer.ErrLimit)
 }

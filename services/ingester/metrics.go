@@ -10,6 +10,7 @@ import (
 type Metrics struct {
 	Layers  *prometheus.CounterVec // by result: unpacked, present
 	Bytes   prometheus.Counter     // compressed bytes of layers unpacked
+	Written prometheus.Counter     // uncompressed tar bytes written into the store
 	fetched atomic.Int64
 }
 
@@ -23,7 +24,10 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Name: "flatbed_ingester_layer_bytes_total", Help: "Compressed bytes of the layers unpacked.",
 		}),
 	}
-	r.MustRegister(m.Layers, m.Bytes, prometheus.NewCounterFunc(prometheus.CounterOpts{
+	m.Written = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flatbed_ingester_bytes_written_total", Help: "Uncompressed layer bytes unpacked into the store.",
+	})
+	r.MustRegister(m.Layers, m.Bytes, m.Written, prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "flatbed_ingester_bytes_fetched_total", Help: "Compressed layer bytes read from registries, including attempts that failed.",
 	}, func() float64 { return float64(m.fetched.Load()) }))
 	return m

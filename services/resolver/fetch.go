@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"flatbed.dev/events"
 	"flatbed.dev/pkg/imageref"
@@ -28,9 +25,24 @@ func fetch(ctx context.Context, ref imageref.Ref, ropts []registry.Option) (*eve
 		return nil, nil, err
 	}
 	opts := append(registry.Options(ctx, ropts...), remote.WithPlatform(DefaultPlatform))
+	// One GET: every digest published below comes from these bytes, so a tag that moves
+	// while we read cannot mix two images (the config and an index's child are read by
+	// digest, and go-containerregistry checks those digests).
 	desc, err := remote.Get(gref, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("fetching the manifest of %s: %w", ref, err)
+		if registry.NotFound(err) {
+			what := "tag " + ref.Tag
+			if ref.Tag == "" {
+				what = "digest " + ref.Digest
+			}
+			return nil, nil, fmt.Errorf("image %s not found: %s has no %s in repository %s; check the name and tag (%w)",
+				ref, ref.Registry, what, ref.Repository, registry.Explain(err))
+		}
+		if registry.Denied(err) {
+			return nil, nil, fmt.Errorf("the registry %s refused access to %s; check the credentials for it (DUCC_AUTH_REGISTRIES or docker login) (%w)",
+				ref.Registry, ref, registry.Explain(err))
+		}
+		return nil, nil, fmt.Errorf("fetching the manifest of %s: %w", ref, registry.Explain(err))
 	}
 	var img v1.Image
 	platform := ""
@@ -88,7 +100,13 @@ func fetch(ctx context.Context, ref imageref.Ref, ropts []registry.Option) (*eve
 func withConfig(ref imageref.Ref, img v1.Image, out *events.Image) error {
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return fmt.Errorf("reading the config of %s: %w", ref, err)
+		if registry.NotFound(err) {
+			// The manifest just read names a config the registry does not have: most likely
+			// the tag moved and the old blobs went away. A new attempt reads the manifest again.
+			return &staleError{fmt.Errorf("the manifest of %s names config %s, which the registry does not have (the image may have changed while it was read) (%w)",
+				ref, out.ConfigDigest, registry.Explain(err))}
+		}
+		return fmt.Errorf("reading the config %s of %s: %w", out.ConfigDigest, ref, registry.Explain(err))
 	}
 	if len(cf.RootFS.DiffIDs) != len(out.Layers) {
 		return fmt.Errorf("image %s is inconsistent: %d layers in the manifest, %d diff ids in the config", ref, len(out.Layers), len(cf.RootFS.DiffIDs))
@@ -101,12 +119,15 @@ func withConfig(ref imageref.Ref, img v1.Image, out *events.Image) error {
 	return nil
 }
 
-// isTemporary says a registry error may go away by itself (network, 5xx, 429).
-func isTemporary(err error) bool {
-	var te *transport.Error
-	if errors.As(err, &te) {
-		return te.StatusCode == http.StatusTooManyRequests || te.StatusCode >= 500
-	}
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
+// retryable says a new attempt may succeed: the registry was busy or unreachable, or the
+// image changed while it was read. Everything else fails at once.
+func retryable(err error) bool {
+	var se *staleError
+	return registry.Temporary(err) || errors.As(err, &se)
 }
+
+// staleError is an image that was read in an inconsistent state.
+type staleError struct{ err error }
+
+func (e *staleError) Error() string { return e.err.Error() }
+func (e *staleError) Unwrap() error { return e.err }

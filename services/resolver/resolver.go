@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -28,6 +29,9 @@ type Service struct {
 	Bus       Publisher
 	Log       *slog.Logger
 	Registry  []registry.Option
+	// MaxAttempts is how often a wish is tried when the registry is busy or unreachable
+	// before it is declared failed (--max-attempts; 0 = the bus default).
+	MaxAttempts int
 }
 
 // Register adds the resolver's consumer to b.
@@ -35,7 +39,7 @@ func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
 	if s.Log == nil {
 		s.Log = slog.Default()
 	}
-	return b.Handle(ctx, bus.Consumer{Name: Name, Types: []string{events.WishSubmittedType}, Concurrency: 4}, s.Handle)
+	return b.Handle(ctx, bus.Consumer{Name: Name, Types: []string{events.WishSubmittedType}, Concurrency: 4, MaxAttempts: s.MaxAttempts}, s.Handle)
 }
 
 // Handle resolves one wish.
@@ -60,8 +64,15 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		err = withConfig(ref, remoteImg, img)
 	}
 	if err != nil {
-		if isTemporary(err) && !d.LastAttempt() {
-			return err
+		if errors.Is(err, context.Canceled) {
+			return err // shutting down: the wish is handed back
+		}
+		if retryable(err) {
+			if !d.LastAttempt() {
+				log.Warn("cannot resolve image yet, will retry", "attempt", d.Attempt, "of", d.MaxAttempts, "err", err)
+				return err
+			}
+			err = fmt.Errorf("%w; gave up after %d attempts: the registry may be down, overloaded or rate-limiting, try again later", err, d.Attempt)
 		}
 		return s.fail(ctx, job, err)
 	}
