@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 MODULES := pkg events services/resolver services/ingester services/flattener services/thinpusher services/notifier cmd/flatbed e2e
 
-.PHONY: all build demo test test-deps lint unit e2e fuzz clean
+.PHONY: all build demo test test-deps lint unit e2e fuzz deploy-check image clean
 
 # How long each fuzz target runs in `make test` (bounded, seeded with the hostile corpora).
 FUZZTIME ?= 15s
@@ -41,6 +41,13 @@ unit:
 
 e2e: test-deps
 	cd e2e && CI=$${CI:-true} $(GO) test -count=1 -v .
+
+## deploy-check: validate deploy/ (compose, kustomize, systemd units, NATS configs, dashboard)
+deploy-check:
+	scripts/validate-deploy.sh
+
+image:
+	docker build -f deploy/Dockerfile -t flatbed:dev .
 
 clean:
 	rm -rf $(BIN)

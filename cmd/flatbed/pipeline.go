@@ -73,7 +73,7 @@ func startPipeline(ctx context.Context, g *globals, services []string, listen st
 			g.log.Info("embedded NATS listening", "url", u, "state", dir)
 		}
 	}
-	b, err := bus.New(ctx, bus.Options{Connect: connect, Source: "flatbed", Logger: g.log, RetryBase: g.retryBase})
+	b, err := bus.New(ctx, bus.Options{Connect: connect, Source: "flatbed", Logger: g.log, RetryBase: g.retryBase, Replicas: g.replicas})
 	if err != nil {
 		p.close()
 		return nil, err

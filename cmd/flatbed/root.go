@@ -21,6 +21,7 @@ type globals struct {
 	jobs         int
 	maxAttempts  int
 	retryBase    time.Duration
+	replicas     int
 	log          *slog.Logger
 }
 
@@ -45,6 +46,7 @@ func newRoot() *cobra.Command {
 	f.BoolVarP(&g.verbose, "verbose", "v", false, "debug logging")
 	f.IntVar(&g.jobs, "max-concurrent-downloads", 4, "layers fetched and unpacked at once by each ingester")
 	f.IntVar(&g.maxAttempts, "max-attempts", 5, "deliveries of one step before it is declared failed")
+	f.IntVar(&g.replicas, "stream-replicas", 0, "replicas of the JetStream streams and lease bucket (0: 3 in a cluster, else 1)")
 	f.DurationVar(&g.retryBase, "retry-base", time.Second, "first redelivery delay after a failed step (doubles up to 30s)")
 	root.AddCommand(newConvert(g), newConvertSingle(g), newServe(g), newCheckImageSyntax(g), newDownloadManifest(g), newDemo(g), newVersion())
 	return root
