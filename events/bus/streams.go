@@ -10,6 +10,10 @@ import (
 	"flatbed.dev/events"
 )
 
+// MaxDeliveriesAdvisory is the subject prefix of the server's advisories for messages a
+// consumer gave up on after MaxDeliver deliveries.
+const MaxDeliveriesAdvisory = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES."
+
 // DuplicateWindow is how long JetStream remembers event ids to drop re-publishes.
 const DuplicateWindow = 10 * time.Minute
 
@@ -33,10 +37,12 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 		{
 			Name:        events.DeadStream,
 			Description: "flatbed messages no handler could read",
-			Subjects:    []string{events.DeadPrefix + ">"},
-			Storage:     jetstream.FileStorage,
-			MaxAge:      30 * 24 * time.Hour,
-			Replicas:    replicas,
+			// Unreadable messages, and JetStream's advisories for messages that ran out of
+			// deliveries (they name the stream sequence of the message given up on).
+			Subjects: []string{events.DeadPrefix + ">", MaxDeliveriesAdvisory + events.Stream + ".>"},
+			Storage:  jetstream.FileStorage,
+			MaxAge:   30 * 24 * time.Hour,
+			Replicas: replicas,
 		},
 	} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
