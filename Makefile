@@ -7,6 +7,7 @@ MODULES := pkg events services/resolver services/ingester services/flattener ser
 
 # How long each fuzz target runs in `make test` (bounded, seeded with the hostile corpora).
 FUZZTIME ?= 15s
+FUZZEXTRACT ?= 30s
 
 all: build
 
@@ -26,6 +27,7 @@ test: test-deps lint
 fuzz:
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./wishlist
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./imageref
+	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzExtract -fuzztime=$(FUZZEXTRACT) -fuzzminimizetime=50x ./layer
 
 test-deps:
 	scripts/install-test-deps.sh

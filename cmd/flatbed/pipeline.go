@@ -98,7 +98,7 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 		if err != nil {
 			return err
 		}
-		return (&ingester.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Concurrency: g.jobs, MaxAttempts: g.maxAttempts, Locks: locks}).Register(ctx, b)
+		return (&ingester.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Concurrency: g.jobs, MaxAttempts: g.maxAttempts, Locks: locks, MaxLayerBytes: g.maxLayer}).Register(ctx, b)
 	case flattener.Name:
 		locks, err := b.Locks(ctx)
 		if err != nil {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/lmittmann/tint"
 	"github.com/spf13/cobra"
+
+	"flatbed.dev/pkg/layer"
 )
 
 // globals are the flags every command shares.
@@ -22,6 +24,7 @@ type globals struct {
 	maxAttempts  int
 	retryBase    time.Duration
 	replicas     int
+	maxLayer     int64
 	log          *slog.Logger
 }
 
@@ -46,6 +49,7 @@ func newRoot() *cobra.Command {
 	f.BoolVarP(&g.verbose, "verbose", "v", false, "debug logging")
 	f.IntVar(&g.jobs, "max-concurrent-downloads", 4, "layers fetched and unpacked at once by each ingester")
 	f.IntVar(&g.maxAttempts, "max-attempts", 5, "deliveries of one step before it is declared failed")
+	f.Int64Var(&g.maxLayer, "max-layer-bytes", layer.DefaultMaxUncompressedBytes, "uncompressed bytes one layer may unpack to (decompression bombs, sparse files)")
 	f.IntVar(&g.replicas, "stream-replicas", 0, "replicas of the JetStream streams and lease bucket (0: 3 in a cluster, else 1)")
 	f.DurationVar(&g.retryBase, "retry-base", time.Second, "first redelivery delay after a failed step (doubles up to 30s)")
 	root.AddCommand(newConvert(g), newConvertSingle(g), newServe(g), newCheckImageSyntax(g), newDownloadManifest(g), newDemo(g), newVersion())

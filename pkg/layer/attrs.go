@@ -51,6 +51,18 @@ func (x *extractor) chownAt(pfd int, base string, uid, gid int) error {
 
 const paxXattr = "SCHILY.xattr."
 
+// overlayXattrs is the namespace overlayfs interprets in its layers.
+const overlayXattrs = "trusted.overlay."
+
+func (x *extractor) skipXattr(rel, name string) {
+	if len(x.meta.Skipped) < skippedRecord {
+		x.meta.Skipped = append(x.meta.Skipped, rel+": xattr "+name+" dropped (overlayfs would act on it)")
+	} else {
+		x.meta.SkippedMore++
+	}
+	x.log.Warn("xattr not kept", "path", rel, "xattr", name, "reason", "overlayfs namespace")
+}
+
 // xattrs returns the extended attributes a PAX header carries, in a stable order.
 func xattrs(hdr *tar.Header) []string {
 	var keys []string
@@ -69,6 +81,12 @@ func xattrs(hdr *tar.Header) []string {
 func (x *extractor) setXattrs(rel string, hdr *tar.Header, set func(name string, value []byte) error) {
 	for _, k := range xattrs(hdr) {
 		name := strings.TrimPrefix(k, paxXattr)
+		if strings.HasPrefix(name, overlayXattrs) {
+			// opaque, redirect, metacopy, origin…: overlayfs would act on them, so only
+			// this package's own whiteout handling may set them.
+			x.skipXattr(rel, name)
+			continue
+		}
 		if err := set(name, []byte(hdr.PAXRecords[k])); err != nil {
 			x.log.Warn("xattr not kept", "path", rel, "xattr", name, "err", err)
 		}

@@ -21,6 +21,22 @@ type Options struct {
 	Whiteouts WhiteoutFormat
 	// Logger receives skipped entries and refused xattrs; nil discards.
 	Logger *slog.Logger
+
+	// Limits against hostile layers; exceeding one fails the layer with ErrLimit. Zero
+	// means the Default* constant, a negative value means no limit.
+
+	// MaxUncompressedBytes bounds the uncompressed tar stream as it is read (a
+	// decompression bomb stops there) and, separately, the sum of the sizes of the files
+	// written, sparse files counted at their full logical size (checked before a file is
+	// created). The compressed blob may be at most 1/64 + 1 MiB larger. The CLI sets it
+	// with --max-layer-bytes.
+	MaxUncompressedBytes int64
+	// MaxEntries bounds the number of tar entries.
+	MaxEntries int
+	// MaxPathBytes bounds the length of an entry's cleaned path (also of a hard-link target).
+	MaxPathBytes int
+	// MaxPathDepth bounds the number of components of an entry's cleaned path.
+	MaxPathDepth int
 }
 
 // Want is what the manifest promises about the layer.
@@ -44,6 +60,8 @@ type extractor struct {
 	isRoot bool
 	log    *slog.Logger
 	meta   *Meta
+	lim    limits
+	files  int64 // sum of the sizes of the regular files written, sparse ones expanded
 
 	dirs      map[string]dirAttrs // directory metadata applied at the end
 	whiteouts map[string]struct{} // overlay whiteout devices made by this layer
@@ -90,13 +108,20 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 	if want.Size > 0 {
 		r = io.LimitReader(r, want.Size+1)
 	}
+	lim := newLimits(opts)
+	blobMax := int64(-1)
+	if lim.bytes >= 0 {
+		// Compression never grows data by more than a few bytes per 64 KiB block.
+		blobMax = lim.bytes + lim.bytes/64 + 1<<20
+	}
+	r = &limitReader{r: r, max: blobMax, what: "the compressed blob is"}
 	br := bufio.NewReaderSize(io.TeeReader(ctxReader{ctx, r}, blob), 64<<10)
 	dr, kind, err := decompress(br)
 	if err != nil {
 		return nil, fmt.Errorf("layer %s (%s): reading %s stream: %w", want.Digest, mediaType(want), kind, err)
 	}
 	defer dr.Close()
-	tarStream := &errReader{r: io.TeeReader(dr, diff)}
+	tarStream := &errReader{r: io.TeeReader(&limitReader{r: dr, max: lim.bytes, what: "the uncompressed tar stream is"}, diff)}
 
 	x := &extractor{
 		root:      rootFd,
@@ -104,6 +129,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 		isRoot:    os.Geteuid() == 0,
 		log:       log,
 		meta:      &Meta{Digest: want.Digest, Compression: kind, Whiteouts: format},
+		lim:       lim,
 		dirs:      map[string]dirAttrs{},
 		whiteouts: map[string]struct{}{},
 		linkPaths: map[string]struct{}{},
@@ -111,13 +137,15 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 	}
 	if err := x.run(ctx, tar.NewReader(tarStream)); err != nil {
 		err = fmt.Errorf("layer %s (%s, %s): %w", want.Digest, mediaType(want), kind, err)
-		if (tarStream.err != nil || x.badTar) && ctx.Err() == nil {
-			// A corrupt stream is most often a corrupt download: say so if the digest agrees.
+		if (tarStream.err != nil || x.badTar) && ctx.Err() == nil && !permanent(err) {
+			// A corrupt stream is most often a corrupt download: say so if the digest
+			// disagrees, and call it malformed (permanent) if the digest agrees.
 			dr.Close()
 			if _, derr := io.Copy(io.Discard, br); derr == nil {
 				if cerr := blob.check(want.Digest, "compressed digest", want.Digest); cerr != nil {
 					return nil, fmt.Errorf("%w (%v)", cerr, err)
 				}
+				return nil, malformed(err)
 			}
 		}
 		return nil, err
@@ -125,7 +153,16 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 	// The tar end marker may be followed by padding (and a compressed stream by more
 	// frames or bytes): both digests cover every byte, so read to the very end.
 	if _, err := io.Copy(io.Discard, tarStream); err != nil {
-		return nil, fmt.Errorf("layer %s (%s, %s): reading after the tar end: %w", want.Digest, mediaType(want), kind, err)
+		err = fmt.Errorf("layer %s (%s, %s): reading after the tar end: %w", want.Digest, mediaType(want), kind, err)
+		if !permanent(err) && ctx.Err() == nil {
+			if _, derr := io.Copy(io.Discard, br); derr == nil {
+				if cerr := blob.check(want.Digest, "compressed digest", want.Digest); cerr != nil {
+					return nil, fmt.Errorf("%w (%v)", cerr, err)
+				}
+				return nil, malformed(err)
+			}
+		}
+		return nil, err
 	}
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return nil, fmt.Errorf("layer %s: reading the rest of the blob: %w", want.Digest, err)
@@ -153,6 +190,11 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 	return x.meta, nil
 }
 
+// malformed marks err, from a tar stream whose blob matches its digest, as permanent.
+func malformed(err error) error {
+	return fmt.Errorf("%w (%w: the blob matches its digest, so a retry cannot help)", err, ErrMalformed)
+}
+
 func mediaType(want Want) string {
 	if want.MediaType == "" {
 		return "no media type"
@@ -162,6 +204,7 @@ func mediaType(want Want) string {
 
 // run unpacks entries until the tar end, checking ctx between entries.
 func (x *extractor) run(ctx context.Context, tr *tar.Reader) error {
+	last := ""
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -172,11 +215,19 @@ func (x *extractor) run(ctx context.Context, tr *tar.Reader) error {
 		}
 		if err != nil {
 			x.badTar = true
-			return fmt.Errorf("reading tar: %w", err)
+			where := "at the first entry"
+			if last != "" {
+				where = "after entry " + shortName(last)
+			}
+			return fmt.Errorf("reading tar %s: %w", where, classifyTarError(err))
 		}
+		last = hdr.Name
 		x.meta.Entries++
+		if over(int64(x.meta.Entries), x.lim.entries) {
+			return fmt.Errorf("at entry %s: %w: more than %d entries (raise it with Options.MaxEntries)", shortName(hdr.Name), ErrLimit, x.lim.entries)
+		}
 		if err := x.entry(hdr, tr); err != nil {
-			return fmt.Errorf("extracting %q: %w", hdr.Name, err)
+			return fmt.Errorf("extracting %s: %w", shortName(hdr.Name), err)
 		}
 	}
 }
@@ -186,11 +237,14 @@ func (x *extractor) entry(hdr *tar.Header, data io.Reader) error {
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
 		return nil
 	}
-	rel, err := cleanName(hdr.Name)
+	rel, err := x.cleanPath(hdr.Name)
 	if err != nil {
 		return err
 	}
 	if rel == "" {
+		if hdr.Typeflag != tar.TypeDir {
+			x.skip(shortName(hdr.Name), "names the layer root but is not a directory")
+		}
 		return nil // "./": the root's metadata belongs to whoever made dir
 	}
 	if aufsMeta(rel) {
@@ -227,9 +281,26 @@ func (x *extractor) entry(hdr *tar.Header, data io.Reader) error {
 	return nil
 }
 
-// skip records an entry that is not kept.
+// cleanPath is cleanName followed by the path limits.
+func (x *extractor) cleanPath(name string) (string, error) {
+	rel, err := cleanName(name)
+	if err != nil {
+		return "", err
+	}
+	if err := x.lim.checkPath(rel); err != nil {
+		return "", err
+	}
+	return rel, nil
+}
+
+// skip records an entry that is not kept. Past skippedRecord records only the count grows,
+// so a hostile layer of millions of skipped entries cannot bloat Meta.
 func (x *extractor) skip(rel, reason string) {
-	x.meta.Skipped = append(x.meta.Skipped, rel+": "+reason)
+	if len(x.meta.Skipped) < skippedRecord {
+		x.meta.Skipped = append(x.meta.Skipped, rel+": "+reason)
+	} else {
+		x.meta.SkippedMore++
+	}
 	x.log.Debug("entry skipped", "path", rel, "reason", reason)
 }
 

@@ -17,6 +17,12 @@ type writerOnly struct{ io.Writer }
 // of the same name is removed first, never written through) and write-only, so even a 0000
 // file can be filled; its mode is set after chown, which would clear setuid/setgid.
 func (x *extractor) regular(hdr *tar.Header, src io.Reader, pfd int, base, rel string) error {
+	// archive/tar expands sparse files: hdr.Size is the logical size, which is what lands on
+	// disk. Count it before creating anything, so a 1 TiB sparse file fails at once.
+	x.files += hdr.Size
+	if over(x.files, x.lim.bytes) {
+		return bytesLimitError(fmt.Sprintf("files (this one %d bytes; sparse files count at their full size) add up to", hdr.Size), x.lim.bytes)
+	}
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Openat(pfd, base, flags, 0o600)
 	if err == unix.EEXIST {
@@ -60,6 +66,13 @@ func (x *extractor) regular(hdr *tar.Header, src io.Reader, pfd int, base, rel s
 // pointing above the root are all fine inside a layerfs, as nothing follows them while
 // unpacking).
 func (x *extractor) symlink(hdr *tar.Header, pfd int, base, rel string) error {
+	if len(hdr.Linkname) > symlinkMax {
+		return fmt.Errorf("%w: symlink target is %d bytes, more than the kernel's %d (PATH_MAX, fixed)", ErrLimit, len(hdr.Linkname), symlinkMax)
+	}
+	if hdr.Linkname == "" {
+		x.skip(rel, "symlink with an empty target")
+		return nil
+	}
 	err := unix.Symlinkat(hdr.Linkname, pfd, base)
 	if err == unix.EEXIST {
 		if err = x.replace(pfd, base, rel); err != nil {
@@ -77,16 +90,30 @@ func (x *extractor) symlink(hdr *tar.Header, pfd int, base, rel string) error {
 	return setTimesAt(pfd, base, hdr)
 }
 
-// node makes a character or block device or a fifo. Without the privilege to do so the
-// entry is skipped and recorded, not fatal: such nodes are rare in images and unusable
-// unprivileged anyway.
+// harmlessChar are the character devices a layer may keep: pseudo-devices that give no
+// access to hardware or kernel memory, whoever opens them (major:minor as on Linux).
+var harmlessChar = map[[2]int64]string{
+	{1, 3}: "null", {1, 5}: "zero", {1, 7}: "full", {1, 8}: "random", {1, 9}: "urandom", {5, 0}: "tty",
+}
+
+// node makes a fifo, or one of the harmless character devices. Every other device node is
+// skipped and recorded: the store is served to and read on other hosts, and a block device
+// or a /dev/mem-like node with the image's permissions would hand its raw device to any user
+// there (a 0/0 character device would moreover act as an overlay whiteout). Without the
+// privilege to make a device (not root) it is skipped and recorded as well; runtimes
+// provide their own /dev anyway.
 func (x *extractor) node(hdr *tar.Header, pfd int, base, rel string) error {
 	var kind uint32
 	switch hdr.Typeflag {
 	case tar.TypeChar:
 		kind = unix.S_IFCHR
+		if _, ok := harmlessChar[[2]int64{hdr.Devmajor, hdr.Devminor}]; !ok {
+			x.skip(rel, fmt.Sprintf("character device %d:%d not kept (only null, zero, full, random, urandom and tty are)", hdr.Devmajor, hdr.Devminor))
+			return nil
+		}
 	case tar.TypeBlock:
-		kind = unix.S_IFBLK
+		x.skip(rel, fmt.Sprintf("block device %d:%d not kept", hdr.Devmajor, hdr.Devminor))
+		return nil
 	default:
 		kind = unix.S_IFIFO
 	}

@@ -12,13 +12,13 @@ import (
 // this layerfs, so it is recorded in Meta.Links for the flattener. The target's parent is
 // resolved like any entry path, so a link can never reach outside the root.
 func (x *extractor) hardlink(hdr *tar.Header, pfd int, base, rel string) error {
-	target, err := cleanName(hdr.Linkname)
+	target, err := x.cleanPath(hdr.Linkname)
 	if err != nil {
-		return fmt.Errorf("hard link target: %w", err)
+		return fmt.Errorf("hard link target %s: %w", shortName(hdr.Linkname), err)
 	}
 	switch target {
 	case "":
-		return fmt.Errorf("hard link to the layer root")
+		return fmt.Errorf("%w: hard link to the layer root", ErrUnsafe)
 	case rel:
 		x.skip(rel, "hard link to itself")
 		return nil
@@ -34,7 +34,7 @@ func (x *extractor) hardlink(hdr *tar.Header, pfd int, base, rel string) error {
 		case err != nil:
 			return fmt.Errorf("inspecting hard link target %q: %w", target, err)
 		case st.Mode&unix.S_IFMT == unix.S_IFDIR:
-			return fmt.Errorf("hard link to directory %q", target)
+			return fmt.Errorf("%w: hard link to directory %q", ErrUnsafe, target)
 		default:
 			// An overlay whiteout made by this layer stands for a deleted lower file.
 			present = !x.isWhiteout(target)

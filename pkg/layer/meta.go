@@ -46,6 +46,8 @@ type Meta struct {
 	Whiteouts        WhiteoutFormat `json:"whiteouts"`
 	Links            []Link         `json:"links,omitempty"`   // hard links to earlier layers, in tar order
 	Skipped          []string       `json:"skipped,omitempty"` // entries not kept, with the reason
+	// SkippedMore counts the skipped entries beyond the first 1000, which are not listed.
+	SkippedMore int `json:"skipped_more,omitempty"`
 	// ImplicitDirs are directories the layer needed as parents but has no entry for. Their
 	// metadata in layerfs is made up (0755, root, extraction time), so the flattener keeps
 	// a lower layer's directory as it is, as applying the tar onto the lower layers would.

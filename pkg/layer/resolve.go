@@ -1,7 +1,6 @@
 package layer
 
 import (
-	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -9,12 +8,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// cleanName maps a tar name to a path relative to the layer root. Cleaning "/"+name lexically
-// removes every ".." (it cannot climb above "/"), so the result never starts with "..";
+// cleanName maps a tar name (or hard-link target) to a path relative to the layer root:
+// leading "/" are stripped, "." and empty components dropped. A ".." component is refused
+// with ErrUnsafe wherever it is (also "a/../b", which would stay inside), as GNU tar and
+// bsdtar refuse such members: lexical cleaning could map "../../etc/x" to "etc/x", but a
+// layer that names paths that way is hostile or broken, not something to guess at.
 // "" means the root itself.
 func cleanName(name string) (string, error) {
 	if strings.IndexByte(name, 0) >= 0 {
-		return "", errors.New("name contains a NUL byte")
+		return "", fmt.Errorf("%w: name contains a NUL byte", ErrUnsafe)
+	}
+	for c := range strings.SplitSeq(name, "/") {
+		if c == ".." {
+			return "", fmt.Errorf("%w: name has a \"..\" component", ErrUnsafe)
+		}
 	}
 	return strings.TrimPrefix(path.Clean("/"+name), "/"), nil
 }
@@ -103,7 +110,7 @@ func (x *extractor) walkDir(rel string, create bool) (int, error) {
 		unix.Close(cur)
 		switch {
 		case err == unix.ELOOP:
-			return -1, fmt.Errorf("parent %s is a symlink (not followed): %w", p, err)
+			return -1, fmt.Errorf("%w: parent %s is a symlink (not followed): %w", ErrUnsafe, p, err)
 		case err == unix.ENOTDIR:
 			return -1, fmt.Errorf("parent %s is not a directory: %w", p, err)
 		case err != nil:

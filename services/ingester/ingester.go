@@ -38,6 +38,8 @@ type Service struct {
 	MaxAttempts int                  // deliveries of one layer before it is declared failed
 	Whiteouts   layer.WhiteoutFormat // "" = probe the store once
 	Metrics     *Metrics
+	// MaxLayerBytes bounds what one layer may unpack to (0: layer.DefaultMaxUncompressedBytes).
+	MaxLayerBytes int64
 	// Locks, when set, makes one ingester unpack a layer while others asking for it wait;
 	// without it racing ingesters are still safe (the first rename wins) but do it twice.
 	Locks Locker
@@ -174,7 +176,7 @@ func (s *Service) ingest(ctx context.Context, st *store.Store, in events.LayerRe
 	}
 	log.Debug("unpacking layer", "size", l.Size)
 	stream := newBlobStream(blob, l.Digest, &s.Metrics.fetched)
-	meta, err := layer.Extract(ctx, stream, fs, layer.Want{Digest: l.Digest, DiffID: l.DiffID, MediaType: l.MediaType, Size: l.Size}, layer.Options{Whiteouts: wo, Logger: log})
+	meta, err := layer.Extract(ctx, stream, fs, layer.Want{Digest: l.Digest, DiffID: l.DiffID, MediaType: l.MediaType, Size: l.Size}, layer.Options{Whiteouts: wo, Logger: log, MaxUncompressedBytes: s.MaxLayerBytes})
 	blob.Close()
 	if err != nil {
 		discard()
@@ -226,5 +228,5 @@ func (e *permanentError) Unwrap() error { return e.err }
 // error) is retried up to the consumer's MaxAttempts.
 func permanent(err error) bool {
 	var pe *permanentError
-	return errors.As(err, &pe) || errors.Is(err, layer.ErrUnsafe) || errors.Is(err, layer.ErrLimit)
+	return errors.As(err, &pe) || errors.Is(err, layer.ErrUnsafe) || errors.Is(err, layer.ErrLimit) || errors.Is(err, layer.ErrMalformed)
 }
