@@ -141,6 +141,7 @@ func (b *Bus) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	// The router's own context stays alive while draining: watermill acknowledges with it.
 	go func() { errc <- b.router.Run(context.WithoutCancel(ctx)) }()
+	go b.janitor(ctx)
 	select {
 	case err := <-errc:
 		return err

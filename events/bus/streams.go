@@ -14,6 +14,9 @@ import (
 // consumer gave up on after MaxDeliver deliveries.
 const MaxDeliveriesAdvisory = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES."
 
+// StreamMaxBytes bounds the pipeline stream; events are a few KiB each.
+var StreamMaxBytes int64 = 8 << 30
+
 // DuplicateWindow is how long JetStream remembers event ids to drop re-publishes.
 const DuplicateWindow = 10 * time.Minute
 
@@ -29,10 +32,14 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 			Description: "flatbed pipeline events (CloudEvents, binary mode)",
 			Subjects:    []string{events.Prefix + ">"},
 			Storage:     jetstream.FileStorage,
-			Retention:   jetstream.LimitsPolicy,
-			MaxAge:      7 * 24 * time.Hour,
-			Duplicates:  DuplicateWindow,
-			Replicas:    replicas,
+			// No age limit: work waiting for a stopped service must not expire. Processed
+			// events are swept (Sweep); should the stream still fill up, publishing fails
+			// loudly (DiscardNew) instead of old, unprocessed events being dropped.
+			Retention:  jetstream.LimitsPolicy,
+			MaxBytes:   StreamMaxBytes,
+			Discard:    jetstream.DiscardNew,
+			Duplicates: DuplicateWindow,
+			Replicas:   replicas,
 		},
 		{
 			Name:        events.DeadStream,
