@@ -132,16 +132,22 @@ func TestConsumerMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The server updates a consumer's counts asynchronously: poll briefly.
 	got := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			if m.GetGauge() != nil {
-				got[mf.GetName()] = m.GetGauge().GetValue()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				if m.GetGauge() != nil {
+					got[mf.GetName()] = m.GetGauge().GetValue()
+				}
 			}
+		}
+		if got["flatbed_consumer_pending_messages"] == 2 {
+			break
 		}
 	}
 	if got["flatbed_consumer_pending_messages"] != 2 {

@@ -100,7 +100,16 @@ func (b *Bus) Handle(ctx context.Context, c Consumer, h Handler) error {
 			Unmarshaler: unmarshaler{b},
 			// One message at a time per worker: a prefetched message's ack wait would run out
 			// while it waits behind a long layer.
-			ConsumeOptions: []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(1)},
+			// Short heartbeats: after a server or consumer leader is lost, a pull that will never
+			// be answered is noticed within seconds and pulled again elsewhere.
+			ConsumeOptions: []jetstream.PullConsumeOpt{
+				jetstream.PullMaxMessages(1),
+				jetstream.PullExpiry(10 * time.Second),
+				jetstream.PullHeartbeat(2 * time.Second),
+				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+					b.log.Warn("consumer interrupted, resuming", "consumer", c.Name, "err", err)
+				}),
+			},
 		})
 		if err != nil {
 			return fmt.Errorf("creating subscriber %s: %w", c.Name, err)

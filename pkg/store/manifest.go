@@ -39,17 +39,25 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) (changed bool, 
 		return false, fmt.Errorf("creating %s: %w", dir, err)
 	}
 	prefix := ".tmp-" + filepath.Base(path) + "-"
-	cleanStale(dir, prefix)
-	f, err := os.CreateTemp(dir, prefix)
+	var f *os.File
+	err = withDirLock(dir, func() error {
+		cleanStale(dir, prefix)
+		var err error
+		if f, err = os.CreateTemp(dir, prefix); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return fmt.Errorf("locking %s: %w", f.Name(), err)
+		}
+		return nil
+	})
 	if err != nil {
-		return false, fmt.Errorf("writing %s: %w", path, err)
+		return false, err
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		return false, fmt.Errorf("locking %s: %w", tmp, err)
-	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return false, fmt.Errorf("writing %s: %w", path, err)
@@ -81,12 +89,20 @@ func SymlinkAtomic(target, path string) (changed bool, err error) {
 		return false, fmt.Errorf("creating %s: %w", dir, err)
 	}
 	prefix := ".tmp-" + filepath.Base(path) + "-link-"
-	cleanStale(dir, prefix)
-	tmp, err := os.MkdirTemp(dir, prefix)
+	var tmp string
+	err = withDirLock(dir, func() error {
+		cleanStale(dir, prefix)
+		var err error
+		if tmp, err = os.MkdirTemp(dir, prefix); err != nil {
+			return err
+		}
+		if err := lockTemp(tmp); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		return nil
+	})
 	if err != nil {
-		return false, err
-	}
-	if err := lockTemp(tmp); err != nil {
 		return false, err
 	}
 	defer RemoveAll(tmp)

@@ -97,14 +97,21 @@ func (s *Store) TempDir(final string) (string, error) {
 		return "", fmt.Errorf("creating %s: %w", parent, err)
 	}
 	prefix := ".tmp-" + filepath.Base(final) + "-"
-	cleanStale(parent, prefix)
-	dir, err := os.MkdirTemp(parent, prefix)
+	var dir string
+	err := withDirLock(parent, func() error {
+		cleanStale(parent, prefix)
+		var err error
+		if dir, err = os.MkdirTemp(parent, prefix); err != nil {
+			return fmt.Errorf("creating temporary directory in %s: %w", parent, err)
+		}
+		if err := lockTemp(dir); err != nil {
+			_ = os.Remove(dir)
+			return fmt.Errorf("locking %s: %w", dir, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return "", fmt.Errorf("creating temporary directory in %s: %w", parent, err)
-	}
-	if err := lockTemp(dir); err != nil {
-		_ = os.Remove(dir)
-		return "", fmt.Errorf("locking %s: %w", dir, err)
+		return "", err
 	}
 	// MkdirTemp makes 0700; published trees are read by every client.
 	if err := os.Chmod(dir, 0o755); err != nil {

@@ -58,3 +58,19 @@ func cleanStale(dir, prefix string) {
 		f.Close()
 	}
 }
+
+// withDirLock runs fn holding an exclusive flock on dir. Creating a temporary and taking its
+// lock happen under it, and so does cleanStale: a temporary another writer has just created
+// but not yet locked can never be mistaken for a dead writer's.
+func withDirLock(dir string, fn func() error) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
+		return err
+	}
+	defer unix.Flock(int(d.Fd()), unix.LOCK_UN)
+	return fn()
+}

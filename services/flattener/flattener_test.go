@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"flatbed.dev/events"
+	"flatbed.dev/events/eventstest"
 	"flatbed.dev/pkg/imagegen"
 	"flatbed.dev/pkg/store"
 )
@@ -30,7 +31,7 @@ func demo(t *testing.T, ref string) imagegen.Named {
 
 type setup struct {
 	s   *Service
-	b   *fakeBus
+	b   *eventstest.Bus
 	st  *store.Store
 	n   imagegen.Named
 	img events.Image
@@ -39,7 +40,7 @@ type setup struct {
 
 func newSetup(t *testing.T, ref, name string) *setup {
 	t.Helper()
-	b := &fakeBus{}
+	b := &eventstest.Bus{}
 	s := &Service{StoreRoot: t.TempDir(), Bus: b, Log: quietLog(), MaxAttempts: 3}
 	n := demo(t, ref)
 	job := events.Job{WishID: "wish-1", CorrelationID: "run-1", Image: "https://" + name, CvmfsRepo: testRepo}
@@ -57,7 +58,7 @@ func (x *setup) ingestAll(t *testing.T) {
 func (x *setup) handle(t *testing.T, index, attempt int) error {
 	t.Helper()
 	in := events.LayerIngested{Job: x.job, Image: x.img, Index: index}
-	return x.s.Handle(context.Background(), delivery(t, events.LayerIngestedType, x.job, in, attempt))
+	return x.s.Handle(context.Background(), eventstest.Delivery(t, events.LayerIngestedType, x.job, in, attempt))
 }
 
 func exists(p string) bool {
@@ -83,8 +84,8 @@ func TestWaitsForAllLayers(t *testing.T) {
 			t.Fatalf("layer %d: %v", i, err)
 		}
 	}
-	if len(x.b.envs) != 0 {
-		t.Errorf("published %v before every layer was in the store", x.b.types())
+	if len(x.b.Envelopes()) != 0 {
+		t.Errorf("published %v before every layer was in the store", x.b.Types())
 	}
 	for _, p := range []string{filepath.Join(x.st.Root, ".flat"), x.st.PublicPath(x.img.Name), x.st.ManifestPath(x.img.Name)} {
 		if exists(p) {
@@ -119,10 +120,10 @@ func TestFlatten(t *testing.T) {
 			if err := x.handle(t, len(x.img.Layers)-1, 1); err != nil {
 				t.Fatal(err)
 			}
-			if got := x.b.types(); !slices.Equal(got, []string{events.ImageFlattenedType}) {
+			if got := x.b.Types(); !slices.Equal(got, []string{events.ImageFlattenedType}) {
 				t.Fatalf("published %v, want one %s", got, events.ImageFlattenedType)
 			}
-			out := decode[events.ImageFlattened](t, x.b.envs[0])
+			out := eventstest.Decode[events.ImageFlattened](t, x.b.Envelopes()[0])
 			hex := store.Hex(x.img.ConfigDigest)
 			wantFlat := ".flat/" + hex[:2] + "/" + hex
 			if out.FlatPath != wantFlat || out.PublicPath != tt.name || out.AlreadyPresent {
@@ -279,8 +280,8 @@ func TestFlattenAgain(t *testing.T) {
 	for _, p := range paths {
 		before[p] = ino(t, p)
 	}
-	first := x.b.envs[0]
-	x.b.envs = nil
+	first := x.b.Envelopes()[0]
+	x.b.Reset()
 
 	// Every layer's event comes again (the other layers' deliveries, or redeliveries).
 	for i := range x.img.Layers {
@@ -288,11 +289,11 @@ func TestFlattenAgain(t *testing.T) {
 			t.Fatalf("layer %d: %v", i, err)
 		}
 	}
-	if got := len(x.b.ofType(events.ImageFlattenedType)); got != len(x.img.Layers) {
-		t.Fatalf("published %v, want %d %s", x.b.types(), len(x.img.Layers), events.ImageFlattenedType)
+	if got := len(x.b.OfType(events.ImageFlattenedType)); got != len(x.img.Layers) {
+		t.Fatalf("published %v, want %d %s", x.b.Types(), len(x.img.Layers), events.ImageFlattenedType)
 	}
-	for _, env := range x.b.envs {
-		out := decode[events.ImageFlattened](t, env)
+	for _, env := range x.b.Envelopes() {
+		out := eventstest.Decode[events.ImageFlattened](t, env)
 		if !out.AlreadyPresent {
 			t.Error("second flatten: AlreadyPresent = false")
 		}
@@ -324,7 +325,7 @@ func TestFlattenCompletesInterruptedRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	x.b.envs = nil
+	x.b.Reset()
 	if err := x.handle(t, 1, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +335,7 @@ func TestFlattenCompletesInterruptedRun(t *testing.T) {
 	if ino(t, x.st.FlatDir(x.img.ConfigDigest)) != flatIno {
 		t.Error("flat tree rebuilt although it was published")
 	}
-	if out := decode[events.ImageFlattened](t, x.b.envs[0]); !out.AlreadyPresent {
+	if out := eventstest.Decode[events.ImageFlattened](t, x.b.Envelopes()[0]); !out.AlreadyPresent {
 		t.Error("AlreadyPresent = false for a published flat tree")
 	}
 }
@@ -350,13 +351,13 @@ func TestFlattenPublicPathIsDirectory(t *testing.T) {
 	if err := x.handle(t, 1, 1); err == nil {
 		t.Error("first attempt: Handle returned nil, want an error")
 	}
-	if len(x.b.envs) != 0 {
-		t.Errorf("first attempt published %v", x.b.types())
+	if len(x.b.Envelopes()) != 0 {
+		t.Errorf("first attempt published %v", x.b.Types())
 	}
 	if err := x.handle(t, 1, 3); err != nil {
 		t.Fatalf("last attempt: %v", err)
 	}
-	if got := x.b.types(); !slices.Equal(got, []string{events.ImageFailedType}) {
+	if got := x.b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
 		t.Fatalf("last attempt published %v, want only %s", got, events.ImageFailedType)
 	}
 	if exists(x.st.ManifestPath(x.img.Name)) {
@@ -379,8 +380,8 @@ func TestFlattenBrokenLayer(t *testing.T) {
 			t.Errorf("attempt %d: Handle returned nil, want an error (redelivery)", attempt)
 		}
 	}
-	if len(x.b.envs) != 0 {
-		t.Errorf("published %v before the last attempt", x.b.types())
+	if len(x.b.Envelopes()) != 0 {
+		t.Errorf("published %v before the last attempt", x.b.Types())
 	}
 	if x.st.HasFlat(x.img.ConfigDigest) || exists(x.st.PublicPath(x.img.Name)) {
 		t.Error("flat tree or public path exists after a failure")
@@ -389,10 +390,10 @@ func TestFlattenBrokenLayer(t *testing.T) {
 	if err := x.handle(t, 1, 3); err != nil {
 		t.Fatalf("last attempt: %v", err)
 	}
-	if got := x.b.types(); !slices.Equal(got, []string{events.ImageFailedType}) {
+	if got := x.b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
 		t.Fatalf("last attempt published %v, want only %s", got, events.ImageFailedType)
 	}
-	f := decode[events.ImageFailed](t, x.b.envs[0])
+	f := eventstest.Decode[events.ImageFailed](t, x.b.Envelopes()[0])
 	if f.Stage != Name || f.Image == nil || f.Image.ConfigDigest != x.img.ConfigDigest || f.Error == "" {
 		t.Errorf("ImageFailed = %+v", f)
 	}

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	flatbed.dev/events v0.0.0
 	flatbed.dev/pkg v0.0.0
+	github.com/prometheus/client_golang v1.25.0
 )
 
 require (
@@ -41,7 +42,6 @@ require (
 	github.com/opencontainers/image-spec v1.1.1 // indirect
 	github.com/pb33f/ordered-map/v2 v2.3.1 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
-	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect

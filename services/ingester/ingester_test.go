@@ -19,8 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"flatbed.dev/events"
+	"flatbed.dev/events/eventstest"
 	"flatbed.dev/pkg/imagegen"
 	"flatbed.dev/pkg/layer"
+	"flatbed.dev/pkg/registry/registrytest"
 	"flatbed.dev/pkg/store"
 )
 
@@ -50,7 +52,7 @@ type fixture struct {
 func newFixture(t *testing.T, wrap func(http.Handler) http.Handler) *fixture {
 	t.Helper()
 	f := &fixture{count: &counter{}, imgs: map[string]imagegen.Named{}}
-	f.host = serveRegistry(t, func(h http.Handler) http.Handler {
+	f.host = registrytest.Serve(t, func(h http.Handler) http.Handler {
 		h = f.count.wrap(h)
 		if wrap != nil {
 			h = wrap(h)
@@ -76,19 +78,19 @@ func (f *fixture) request(t *testing.T, ref string, index int) (events.Job, even
 	if !ok {
 		t.Fatalf("no image %s", ref)
 	}
-	job := testJob("http://" + f.host + "/" + ref)
+	job := eventstest.Job("http://" + f.host + "/" + ref)
 	return job, events.LayerRequested{Job: job, Image: resolved(t, f.host, n.Image, n.Name, n.Tag), Index: index}
 }
 
-func newService(t *testing.T, root string) (*Service, *fakeBus) {
-	b := &fakeBus{}
-	return &Service{StoreRoot: root, Bus: b, Log: quietLog(), Registry: testRegistryOptions(),
+func newService(t *testing.T, root string) (*Service, *eventstest.Bus) {
+	b := &eventstest.Bus{}
+	return &Service{StoreRoot: root, Bus: b, Log: quietLog(), Registry: registrytest.Options(),
 		MaxAttempts: 3, Metrics: NewMetrics(prometheus.NewRegistry())}, b
 }
 
 func handle(t *testing.T, s *Service, in events.LayerRequested, attempt int) error {
 	t.Helper()
-	return s.Handle(context.Background(), delivery(t, events.LayerRequestedType, in.Job, in, attempt))
+	return s.Handle(context.Background(), eventstest.Delivery(t, events.LayerRequestedType, in.Job, in, attempt))
 }
 
 func readOrigin(t *testing.T, st *store.Store, digest string) []string {
@@ -126,12 +128,12 @@ func noTemporaries(t *testing.T, st *store.Store) {
 	})
 }
 
-func onlyIngested(t *testing.T, b *fakeBus) events.LayerIngested {
+func onlyIngested(t *testing.T, b *eventstest.Bus) events.LayerIngested {
 	t.Helper()
-	if got := b.types(); !slices.Equal(got, []string{events.LayerIngestedType}) {
+	if got := b.Types(); !slices.Equal(got, []string{events.LayerIngestedType}) {
 		t.Fatalf("published %v, want one %s", got, events.LayerIngestedType)
 	}
-	return decode[events.LayerIngested](t, b.envs[0])
+	return eventstest.Decode[events.LayerIngested](t, b.Envelopes()[0])
 }
 
 func TestIngestLayer(t *testing.T) {
@@ -226,7 +228,7 @@ func TestIngestAlreadyPresent(t *testing.T) {
 	for _, step := range steps {
 		f.count.blobs.Store(0)
 		f.count.manifests.Store(0)
-		b.envs = nil
+		b.Reset()
 		if err := handle(t, s, step.in, 1); err != nil {
 			t.Fatalf("%s: %v", step.name, err)
 		}
@@ -255,7 +257,7 @@ func TestIngestRace(t *testing.T) {
 	job, in := f.request(t, "demo/hello:1.0", 0)
 	const n = 4
 	var wg sync.WaitGroup
-	buses := make([]*fakeBus, n)
+	buses := make([]*eventstest.Bus, n)
 	errs := make([]error, n)
 	for i := range n {
 		s, b := newService(t, root)
@@ -269,7 +271,7 @@ func TestIngestRace(t *testing.T) {
 			t.Errorf("ingester %d: %v", i, errs[i])
 			continue
 		}
-		if !decode[events.LayerIngested](t, buses[i].ofType(events.LayerIngestedType)[0]).AlreadyPresent {
+		if !eventstest.Decode[events.LayerIngested](t, buses[i].OfType(events.LayerIngestedType)[0]).AlreadyPresent {
 			fresh++
 		}
 	}
@@ -346,8 +348,8 @@ func TestIngestCorruptBlob(t *testing.T) {
 				if err := handle(t, s, in, attempt); err == nil {
 					t.Errorf("attempt %d: Handle returned nil for a corrupt blob, want an error (redelivery)", attempt)
 				}
-				if len(b.envs) != 0 {
-					t.Errorf("attempt %d published %v", attempt, b.types())
+				if len(b.Envelopes()) != 0 {
+					t.Errorf("attempt %d published %v", attempt, b.Types())
 				}
 				if _, err := os.Lstat(st.LayerDir(digest)); !os.IsNotExist(err) {
 					t.Errorf("attempt %d: layer dir exists under its final name (%v)", attempt, err)
@@ -360,10 +362,10 @@ func TestIngestCorruptBlob(t *testing.T) {
 			if err := handle(t, s, in, 3); err != nil {
 				t.Fatalf("last attempt: Handle returned %v, want nil and image.failed", err)
 			}
-			if got := b.types(); !slices.Equal(got, []string{events.ImageFailedType}) {
+			if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
 				t.Fatalf("last attempt published %v, want only %s", got, events.ImageFailedType)
 			}
-			fe := decode[events.ImageFailed](t, b.envs[0])
+			fe := eventstest.Decode[events.ImageFailed](t, b.Envelopes()[0])
 			if fe.Stage != Name || fe.Layer != digest || fe.Image == nil || fe.Image.ConfigDigest != in.Image.ConfigDigest {
 				t.Errorf("ImageFailed = stage %q layer %q image %v; want %s, %s, the image", fe.Stage, fe.Layer, fe.Image, Name, digest)
 			}
@@ -387,7 +389,7 @@ func TestIngestIndexOutOfRange(t *testing.T) {
 		if err := handle(t, s, in, 1); err != nil {
 			t.Fatalf("index %d: %v", index, err)
 		}
-		if got := b.types(); !slices.Equal(got, []string{events.ImageFailedType}) {
+		if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
 			t.Errorf("index %d: published %v, want only %s", index, got, events.ImageFailedType)
 		}
 		if got := f.count.blobs.Load(); got != 0 {
@@ -416,7 +418,7 @@ func TestIngestOversizedBlobIsCutOff(t *testing.T) {
 	if err := handle(t, s, in, 3); err != nil {
 		t.Fatalf("last attempt: %v", err)
 	}
-	if got := b.types(); !slices.Equal(got, []string{events.ImageFailedType}) {
+	if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
 		t.Fatalf("published %v, want only %s", got, events.ImageFailedType)
 	}
 	size := in.Image.Layers[1].Size

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"flatbed.dev/events"
+	"flatbed.dev/events/eventstest"
 	"flatbed.dev/pkg/notification"
 )
 
@@ -27,18 +28,18 @@ func testImage() events.Image {
 		Layers: []events.Layer{{Digest: "sha256:" + strings.Repeat("2", 64)}, {Digest: layerDigest}}}
 }
 
-func newService(t *testing.T, lines Lines) (*Service, *fakeBus) {
-	b := &fakeBus{}
+func newService(t *testing.T, lines Lines) (*Service, *eventstest.Bus) {
+	b := &eventstest.Bus{}
 	return &Service{StoreRoot: t.TempDir(), Bus: b, Log: quietLog(), Lines: lines}, b
 }
 
 func handle(t *testing.T, s *Service, typ string, job events.Job, data any) error {
 	t.Helper()
-	return s.Handle(context.Background(), delivery(t, typ, job, data, 1))
+	return s.Handle(context.Background(), eventstest.Delivery(t, typ, job, data, 1))
 }
 
 func TestCompleted(t *testing.T) {
-	job := testJob("https://registry.example/demo/hello:1.0")
+	job := eventstest.Job("https://registry.example/demo/hello:1.0")
 	job.ThinImage = "https://registry.example/demo/hello_thin:1.0"
 	job.SubmittedAt = time.Now().Add(-5 * time.Second)
 	img := testImage()
@@ -65,10 +66,10 @@ func TestCompleted(t *testing.T) {
 			if err := handle(t, s, tt.typ, job, tt.data); err != nil {
 				t.Fatal(err)
 			}
-			if got := b.types(); !slices.Equal(got, []string{events.ConversionCompletedType}) {
+			if got := b.Types(); !slices.Equal(got, []string{events.ConversionCompletedType}) {
 				t.Fatalf("published %v, want one %s", got, events.ConversionCompletedType)
 			}
-			got := decode[events.ConversionCompleted](t, b.envs[0])
+			got := eventstest.Decode[events.ConversionCompleted](t, b.Envelopes()[0])
 			if got.Seconds < 5 || got.Seconds > 60 {
 				t.Errorf("Seconds = %v, want the time since the wish (about 5)", got.Seconds)
 			}
@@ -98,7 +99,7 @@ func TestCompleted(t *testing.T) {
 			if got.AlreadyConverted != tt.want.AlreadyConverted {
 				t.Errorf("AlreadyConverted = %v, want %v", got.AlreadyConverted, tt.want.AlreadyConverted)
 			}
-			if got, want := b.envs[0].ID, events.ID(events.ConversionCompletedType, job.WishID); got != want {
+			if got, want := b.Envelopes()[0].ID, events.ID(events.ConversionCompletedType, job.WishID); got != want {
 				t.Errorf("event id %q, want %q (one completion per wish)", got, want)
 			}
 		})
@@ -106,7 +107,7 @@ func TestCompleted(t *testing.T) {
 }
 
 func TestNothingToReport(t *testing.T) {
-	job := testJob("https://registry.example/demo/hello:1.0")
+	job := eventstest.Job("https://registry.example/demo/hello:1.0")
 	img := testImage()
 	tests := []struct {
 		name string
@@ -125,8 +126,8 @@ func TestNothingToReport(t *testing.T) {
 			if err := handle(t, s, tt.typ, job, tt.data); err != nil {
 				t.Fatal(err)
 			}
-			if len(b.envs) != 0 || len(lines.lines) != 0 {
-				t.Errorf("published %v and wrote %d lines, want nothing", b.types(), len(lines.lines))
+			if len(b.Envelopes()) != 0 || len(lines.lines) != 0 {
+				t.Errorf("published %v and wrote %d lines, want nothing", b.Types(), len(lines.lines))
 			}
 		})
 	}
@@ -160,16 +161,16 @@ func TestFailed(t *testing.T) {
 	}
 	t.Cleanup(func() { nf.Close() })
 	s, b := newService(t, nf)
-	job := testJob("https://registry.example/demo/hello:1.0")
+	job := eventstest.Job("https://registry.example/demo/hello:1.0")
 	img := testImage()
 	in := events.ImageFailed{Job: job, Image: &img, Stage: "ingester", Layer: layerDigest, Error: "unpacking layer: digest mismatch"}
 	if err := handle(t, s, events.ImageFailedType, job, in); err != nil {
 		t.Fatal(err)
 	}
-	if got := b.types(); !slices.Equal(got, []string{events.ConversionFailedType}) {
+	if got := b.Types(); !slices.Equal(got, []string{events.ConversionFailedType}) {
 		t.Fatalf("published %v, want one %s", got, events.ConversionFailedType)
 	}
-	f := decode[events.ConversionFailed](t, b.envs[0])
+	f := eventstest.Decode[events.ConversionFailed](t, b.Envelopes()[0])
 	if f.Stage != in.Stage || f.Layer != in.Layer || f.Error != in.Error || f.Job.WishID != job.WishID || f.Job.Image != job.Image {
 		t.Errorf("ConversionFailed = %+v, want stage/layer/error of %+v", f, in)
 	}
@@ -201,11 +202,11 @@ func TestFailed(t *testing.T) {
 
 	// The resolver's failure has no image and no layer.
 	in = events.ImageFailed{Job: job, Stage: "resolver", Error: "fetching the manifest: 404"}
-	b.envs = nil
+	b.Reset()
 	if err := handle(t, s, events.ImageFailedType, job, in); err != nil {
 		t.Fatal(err)
 	}
-	if got := b.types(); !slices.Equal(got, []string{events.ConversionFailedType}) {
+	if got := b.Types(); !slices.Equal(got, []string{events.ConversionFailedType}) {
 		t.Fatalf("published %v, want one %s", got, events.ConversionFailedType)
 	}
 	lines = readFile(t, path)
@@ -222,11 +223,11 @@ func TestFailed(t *testing.T) {
 
 func TestFailedWithoutNotificationFile(t *testing.T) {
 	s, b := newService(t, nil)
-	job := testJob("https://registry.example/demo/hello:1.0")
+	job := eventstest.Job("https://registry.example/demo/hello:1.0")
 	if err := handle(t, s, events.ImageFailedType, job, events.ImageFailed{Job: job, Stage: "resolver", Error: "boom"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := b.types(); !slices.Equal(got, []string{events.ConversionFailedType}) {
+	if got := b.Types(); !slices.Equal(got, []string{events.ConversionFailedType}) {
 		t.Errorf("published %v, want one %s", got, events.ConversionFailedType)
 	}
 }
@@ -234,19 +235,19 @@ func TestFailedWithoutNotificationFile(t *testing.T) {
 // A notification file that cannot be written makes the delivery fail (and come again).
 func TestLinesError(t *testing.T) {
 	s, b := newService(t, &fakeLines{err: errors.New("disk full")})
-	job := testJob("https://registry.example/demo/hello:1.0")
+	job := eventstest.Job("https://registry.example/demo/hello:1.0")
 	if err := handle(t, s, events.ImageFailedType, job, events.ImageFailed{Job: job, Stage: "resolver", Error: "boom"}); err == nil {
 		t.Error("Handle returned nil although the notification line was not written")
 	}
-	if len(b.envs) != 0 {
-		t.Errorf("published %v before the line was written", b.types())
+	if len(b.Envelopes()) != 0 {
+		t.Errorf("published %v before the line was written", b.Types())
 	}
 }
 
 func TestLayerLines(t *testing.T) {
 	lines := &fakeLines{}
 	s, b := newService(t, lines)
-	job := testJob("https://registry.example/demo/hello:1.0")
+	job := eventstest.Job("https://registry.example/demo/hello:1.0")
 	img := testImage()
 	for i := range img.Layers {
 		in := events.LayerIngested{Job: job, Image: img, Index: i, Path: "x", Bytes: int64(1000 + i), Seconds: 1.5}
@@ -254,8 +255,8 @@ func TestLayerLines(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(b.envs) != 0 {
-		t.Errorf("published %v for layer.ingested", b.types())
+	if len(b.Envelopes()) != 0 {
+		t.Errorf("published %v for layer.ingested", b.Types())
 	}
 	var ids []string
 	for i, l := range img.Layers {
@@ -300,14 +301,14 @@ func TestLayerLines(t *testing.T) {
 func TestFlatLines(t *testing.T) {
 	lines := &fakeLines{}
 	s, b := newService(t, lines)
-	job := testJob("https://registry.example/demo/hello:1.0")
+	job := eventstest.Job("https://registry.example/demo/hello:1.0")
 	img := testImage()
 	in := events.ImageFlattened{Job: job, Image: img, FlatPath: ".flat/0f/x", PublicPath: img.Name, Seconds: 2}
 	if err := handle(t, s, events.ImageFlattenedType, job, in); err != nil {
 		t.Fatal(err)
 	}
-	if len(b.envs) != 0 {
-		t.Errorf("published %v for image.flattened", b.types())
+	if len(b.Envelopes()) != 0 {
+		t.Errorf("published %v for image.flattened", b.Types())
 	}
 	want := []string{notification.ActionStartFlatConversion, notification.ActionEndFlatConversion, notification.ActionPublishFlatImage}
 	var got []map[string]string
@@ -361,7 +362,7 @@ func namesLayer(m map[string]string, digest string) bool {
 func TestLayerIndexOutOfRange(t *testing.T) {
 	lines := &fakeLines{}
 	s, _ := newService(t, lines)
-	job := testJob("https://registry.example/demo/hello:1.0")
+	job := eventstest.Job("https://registry.example/demo/hello:1.0")
 	in := events.LayerIngested{Job: job, Image: testImage(), Index: 7}
 	defer func() {
 		if r := recover(); r != nil {

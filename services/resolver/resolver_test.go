@@ -20,13 +20,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"flatbed.dev/events"
+	"flatbed.dev/events/eventstest"
 	"flatbed.dev/pkg/imagegen"
+	"flatbed.dev/pkg/registry/registrytest"
 	"flatbed.dev/pkg/store"
 )
 
-func newService(t *testing.T) (*Service, *fakeBus) {
-	b := &fakeBus{}
-	return &Service{StoreRoot: t.TempDir(), Bus: b, Log: quietLog(), Registry: testRegistryOptions()}, b
+func newService(t *testing.T) (*Service, *eventstest.Bus) {
+	b := &eventstest.Bus{}
+	return &Service{StoreRoot: t.TempDir(), Bus: b, Log: quietLog(), Registry: registrytest.Options()}, b
 }
 
 func demo(t *testing.T, ref string) imagegen.Named {
@@ -48,13 +50,13 @@ func pushDemo(t *testing.T, host string) {
 }
 
 // checkResolved checks the image.resolved and layer.requested events of one wish.
-func checkResolved(t *testing.T, b *fakeBus, job events.Job, wantName string, want expected) events.Image {
+func checkResolved(t *testing.T, b *eventstest.Bus, job events.Job, wantName string, want events.Image) events.Image {
 	t.Helper()
-	res := b.ofType(events.ImageResolvedType)
+	res := b.OfType(events.ImageResolvedType)
 	if len(res) != 1 {
-		t.Fatalf("published %v, want one %s", b.types(), events.ImageResolvedType)
+		t.Fatalf("published %v, want one %s", b.Types(), events.ImageResolvedType)
 	}
-	r := decode[events.ImageResolved](t, res[0])
+	r := eventstest.Decode[events.ImageResolved](t, res[0])
 	img := r.Image
 	if r.AlreadyConverted {
 		t.Error("AlreadyConverted = true for an empty store")
@@ -64,34 +66,34 @@ func checkResolved(t *testing.T, b *fakeBus, job events.Job, wantName string, wa
 	}
 	for _, c := range []struct{ what, got, want string }{
 		{"Name", img.Name, wantName},
-		{"Digest", img.Digest, want.digest},
-		{"ConfigDigest", img.ConfigDigest, want.config},
+		{"Digest", img.Digest, want.Digest},
+		{"ConfigDigest", img.ConfigDigest, want.ConfigDigest},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %q, want %q", c.what, c.got, c.want)
 		}
 	}
-	if !slices.Equal(img.Layers, want.layers) {
-		t.Errorf("Layers = %+v\nwant %+v", img.Layers, want.layers)
+	if !slices.Equal(img.Layers, want.Layers) {
+		t.Errorf("Layers = %+v\nwant %+v", img.Layers, want.Layers)
 	}
-	if string(img.Manifest) != string(want.raw) {
-		t.Errorf("Manifest = %s\nwant %s", img.Manifest, want.raw)
+	if string(img.Manifest) != string(want.Manifest) {
+		t.Errorf("Manifest = %s\nwant %s", img.Manifest, want.Manifest)
 	}
-	if !slices.Equal(img.Config.Env, want.cfg.Config.Env) || !slices.Equal(img.Config.Cmd, want.cfg.Config.Cmd) {
-		t.Errorf("Config = %+v, want Env %v Cmd %v", img.Config, want.cfg.Config.Env, want.cfg.Config.Cmd)
+	if !slices.Equal(img.Config.Env, want.Config.Env) || !slices.Equal(img.Config.Cmd, want.Config.Cmd) {
+		t.Errorf("Config = %+v, want Env %v Cmd %v", img.Config, want.Config.Env, want.Config.Cmd)
 	}
-	reqs := b.ofType(events.LayerRequestedType)
-	if got, want := len(reqs), len(want.layers); got != want {
+	reqs := b.OfType(events.LayerRequestedType)
+	if got, want := len(reqs), len(want.Layers); got != want {
 		t.Fatalf("%d layer.requested events, want %d", got, want)
 	}
 	ids := map[string]bool{}
 	for i, env := range reqs {
-		lr := decode[events.LayerRequested](t, env)
+		lr := eventstest.Decode[events.LayerRequested](t, env)
 		if lr.Index != i {
 			t.Errorf("request %d has Index %d", i, lr.Index)
 		}
-		if lr.Image.ConfigDigest != want.config || lr.Image.Layers[lr.Index] != want.layers[i] {
-			t.Errorf("request %d: config %s layer %+v, want %s %+v", i, lr.Image.ConfigDigest, lr.Image.Layers[lr.Index], want.config, want.layers[i])
+		if lr.Image.ConfigDigest != want.ConfigDigest || lr.Image.Layers[lr.Index] != want.Layers[i] {
+			t.Errorf("request %d: config %s layer %+v, want %s %+v", i, lr.Image.ConfigDigest, lr.Image.Layers[lr.Index], want.ConfigDigest, want.Layers[i])
 		}
 		if lr.Job != job {
 			t.Errorf("request %d: Job = %+v, want %+v", i, lr.Job, job)
@@ -105,43 +107,44 @@ func checkResolved(t *testing.T, b *fakeBus, job events.Job, wantName string, wa
 }
 
 func TestResolveTag(t *testing.T) {
-	host := serveRegistry(t, nil)
+	host := registrytest.Serve(t, nil)
 	pushDemo(t, host)
 	for _, ref := range []string{"demo/hello:1.0", "demo/hello:2.0", "demo/tools:latest"} {
 		t.Run(ref, func(t *testing.T) {
 			s, b := newService(t)
-			job := testJob("http://" + host + "/" + ref)
-			if err := s.Handle(context.Background(), delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
+			job := eventstest.Job("http://" + host + "/" + ref)
+			if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
 				t.Fatal(err)
 			}
-			img := checkResolved(t, b, job, host+"/"+ref, expect(t, demo(t, ref).Image))
+			img := checkResolved(t, b, job, host+"/"+ref, eventstest.Image(t, demo(t, ref).Image))
 			if img.Registry != host || img.Tag != strings.SplitN(ref, ":", 2)[1] {
 				t.Errorf("Registry %q Tag %q, want %q and the tag of %s", img.Registry, img.Tag, host, ref)
 			}
-			if len(b.ofType(events.ImageFailedType)) != 0 {
-				t.Errorf("image.failed published: %v", b.types())
+			if len(b.OfType(events.ImageFailedType)) != 0 {
+				t.Errorf("image.failed published: %v", b.Types())
 			}
 		})
 	}
 }
 
 func TestResolveRedeliverySameIDs(t *testing.T) {
-	host := serveRegistry(t, nil)
+	host := registrytest.Serve(t, nil)
 	pushDemo(t, host)
 	s, b := newService(t)
-	job := testJob("http://" + host + "/demo/hello:2.0")
+	job := eventstest.Job("http://" + host + "/demo/hello:2.0")
 	for attempt := 1; attempt <= 2; attempt++ {
-		if err := s.Handle(context.Background(), delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, attempt)); err != nil {
+		if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, attempt)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A redelivery must publish the same ids, so JetStream's duplicate window drops them.
-	if len(b.envs) != 8 {
-		t.Fatalf("published %d events, want 2x4", len(b.envs))
+	envs := b.Envelopes()
+	if len(envs) != 8 {
+		t.Fatalf("published %d events, want 2x4", len(envs))
 	}
 	for i := 0; i < 4; i++ {
-		if b.envs[i].ID != b.envs[i+4].ID {
-			t.Errorf("event %d: id %s on the first run, %s on the second", i, b.envs[i].ID, b.envs[i+4].ID)
+		if envs[i].ID != envs[i+4].ID {
+			t.Errorf("event %d: id %s on the first run, %s on the second", i, envs[i].ID, envs[i+4].ID)
 		}
 	}
 }
@@ -186,42 +189,42 @@ func pushIndex(t *testing.T, host, repo string, platforms ...v1.Platform) map[st
 }
 
 func TestResolveIndex(t *testing.T) {
-	host := serveRegistry(t, nil)
+	host := registrytest.Serve(t, nil)
 	imgs := pushIndex(t, host, "multi/arch:1",
 		v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"},
 		v1.Platform{OS: "linux", Architecture: "amd64"},
 		v1.Platform{OS: "windows", Architecture: "amd64"},
 	)
 	s, b := newService(t)
-	job := testJob("http://" + host + "/multi/arch:1")
-	if err := s.Handle(context.Background(), delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
+	job := eventstest.Job("http://" + host + "/multi/arch:1")
+	if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
 		t.Fatal(err)
 	}
-	img := checkResolved(t, b, job, host+"/multi/arch:1", expect(t, imgs["linux/amd64"]))
+	img := checkResolved(t, b, job, host+"/multi/arch:1", eventstest.Image(t, imgs["linux/amd64"]))
 	if got, want := img.Platform, "linux/amd64"; got != want {
 		t.Errorf("Platform = %q, want %q", got, want)
 	}
 }
 
 func TestResolveIndexWithoutAmd64(t *testing.T) {
-	host := serveRegistry(t, nil)
+	host := registrytest.Serve(t, nil)
 	pushIndex(t, host, "arm/only:1", v1.Platform{OS: "linux", Architecture: "arm64"})
 	s, b := newService(t)
-	job := testJob("http://" + host + "/arm/only:1")
-	if err := s.Handle(context.Background(), delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
+	job := eventstest.Job("http://" + host + "/arm/only:1")
+	if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
 		t.Fatalf("Handle returned %v; a missing platform is permanent and must become image.failed", err)
 	}
-	if got := b.types(); !slices.Equal(got, []string{events.ImageFailedType}) {
+	if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
 		t.Fatalf("published %v, want only %s", got, events.ImageFailedType)
 	}
-	f := decode[events.ImageFailed](t, b.envs[0])
+	f := eventstest.Decode[events.ImageFailed](t, b.Envelopes()[0])
 	if !strings.Contains(f.Error, "arm/only:1") {
 		t.Errorf("Error %q does not name the image", f.Error)
 	}
 }
 
 func TestResolveFailures(t *testing.T) {
-	host := serveRegistry(t, nil)
+	host := registrytest.Serve(t, nil)
 	pushDemo(t, host)
 	tests := []struct {
 		name    string
@@ -237,14 +240,14 @@ func TestResolveFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, b := newService(t)
-			job := testJob(tt.image)
-			if err := s.Handle(context.Background(), delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, tt.attempt)); err != nil {
+			job := eventstest.Job(tt.image)
+			if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, tt.attempt)); err != nil {
 				t.Fatalf("Handle returned %v; a permanent failure must be published, not retried", err)
 			}
-			if got := b.types(); !slices.Equal(got, []string{events.ImageFailedType}) {
+			if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
 				t.Fatalf("published %v, want only %s", got, events.ImageFailedType)
 			}
-			f := decode[events.ImageFailed](t, b.envs[0])
+			f := eventstest.Decode[events.ImageFailed](t, b.Envelopes()[0])
 			if f.Stage != Name || f.Image != nil || f.Job != job {
 				t.Errorf("ImageFailed = %+v, want stage %s, no image, the job", f, Name)
 			}
@@ -260,7 +263,7 @@ func TestResolveFailures(t *testing.T) {
 func TestResolveTemporaryFailure(t *testing.T) {
 	var calls atomic.Int32
 	var down atomic.Bool
-	host := serveRegistry(t, func(h http.Handler) http.Handler {
+	host := registrytest.Serve(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if down.Load() && strings.Contains(r.URL.Path, "/manifests/") {
 				calls.Add(1)
@@ -272,24 +275,24 @@ func TestResolveTemporaryFailure(t *testing.T) {
 	})
 	pushDemo(t, host)
 	down.Store(true)
-	job := testJob("http://" + host + "/demo/hello:1.0")
+	job := eventstest.Job("http://" + host + "/demo/hello:1.0")
 
 	s, b := newService(t)
-	if err := s.Handle(context.Background(), delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err == nil {
+	if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err == nil {
 		t.Error("503 on the first attempt: Handle returned nil, want an error (redelivery)")
 	}
-	if len(b.envs) != 0 {
-		t.Errorf("503 on the first attempt published %v", b.types())
+	if len(b.Envelopes()) != 0 {
+		t.Errorf("503 on the first attempt published %v", b.Types())
 	}
 	if calls.Load() == 0 {
 		t.Error("the registry was never asked")
 	}
 
 	s, b = newService(t)
-	if err := s.Handle(context.Background(), delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 3)); err != nil {
+	if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 3)); err != nil {
 		t.Fatalf("503 on the last attempt: Handle returned %v, want nil and image.failed", err)
 	}
-	if got := b.types(); !slices.Equal(got, []string{events.ImageFailedType}) {
+	if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
 		t.Errorf("published %v, want only %s", got, events.ImageFailedType)
 	}
 }
@@ -324,50 +327,50 @@ func writeStore(t *testing.T, st *store.Store, name, config string, s storeState
 }
 
 func TestResolveAlreadyConverted(t *testing.T) {
-	host := serveRegistry(t, nil)
+	host := registrytest.Serve(t, nil)
 	pushDemo(t, host)
-	want := expect(t, demo(t, "demo/hello:1.0").Image)
-	other := expect(t, demo(t, "demo/hello:2.0").Image)
+	want := eventstest.Image(t, demo(t, "demo/hello:1.0").Image)
+	other := eventstest.Image(t, demo(t, "demo/hello:2.0").Image)
 	tests := []struct {
 		name         string
 		state        storeState
 		convertAgain bool
 		wantDone     bool
 	}{
-		{"converted", storeState{manifest: want.raw, flat: true, public: true}, false, true},
-		{"convert again", storeState{manifest: want.raw, flat: true, public: true}, true, false},
-		{"manifest names another config", storeState{manifest: other.raw, flat: true, public: true}, false, false},
+		{"converted", storeState{manifest: want.Manifest, flat: true, public: true}, false, true},
+		{"convert again", storeState{manifest: want.Manifest, flat: true, public: true}, true, false},
+		{"manifest names another config", storeState{manifest: other.Manifest, flat: true, public: true}, false, false},
 		{"no manifest", storeState{flat: true, public: true}, false, false},
-		{"no flat tree", storeState{manifest: want.raw, public: true}, false, false},
-		{"no public path", storeState{manifest: want.raw, flat: true}, false, false},
+		{"no flat tree", storeState{manifest: want.Manifest, public: true}, false, false},
+		{"no public path", storeState{manifest: want.Manifest, flat: true}, false, false},
 		{"unreadable manifest", storeState{manifest: []byte("{"), flat: true, public: true}, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, b := newService(t)
-			job := testJob("http://" + host + "/demo/hello:1.0")
+			job := eventstest.Job("http://" + host + "/demo/hello:1.0")
 			job.ConvertAgain = tt.convertAgain
 			name := host + "/demo/hello:1.0"
-			writeStore(t, store.New(filepath.Join(s.StoreRoot, job.CvmfsRepo)), name, want.config, tt.state)
-			if err := s.Handle(context.Background(), delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
+			writeStore(t, store.New(filepath.Join(s.StoreRoot, job.CvmfsRepo)), name, want.ConfigDigest, tt.state)
+			if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
 				t.Fatal(err)
 			}
-			res := b.ofType(events.ImageResolvedType)
+			res := b.OfType(events.ImageResolvedType)
 			if len(res) != 1 {
-				t.Fatalf("published %v, want one %s", b.types(), events.ImageResolvedType)
+				t.Fatalf("published %v, want one %s", b.Types(), events.ImageResolvedType)
 			}
-			r := decode[events.ImageResolved](t, res[0])
+			r := eventstest.Decode[events.ImageResolved](t, res[0])
 			if r.AlreadyConverted != tt.wantDone {
 				t.Errorf("AlreadyConverted = %v, want %v", r.AlreadyConverted, tt.wantDone)
 			}
-			if r.Image.ConfigDigest != want.config {
-				t.Errorf("ConfigDigest = %s, want %s", r.Image.ConfigDigest, want.config)
+			if r.Image.ConfigDigest != want.ConfigDigest {
+				t.Errorf("ConfigDigest = %s, want %s", r.Image.ConfigDigest, want.ConfigDigest)
 			}
-			wantReqs := len(want.layers)
+			wantReqs := len(want.Layers)
 			if tt.wantDone {
 				wantReqs = 0
 			}
-			if got := len(b.ofType(events.LayerRequestedType)); got != wantReqs {
+			if got := len(b.OfType(events.LayerRequestedType)); got != wantReqs {
 				t.Errorf("%d layer.requested events, want %d", got, wantReqs)
 			}
 		})
@@ -376,14 +379,14 @@ func TestResolveAlreadyConverted(t *testing.T) {
 
 // The stored manifest is what the flattener writes: the image's raw manifest.
 func TestResolvedManifestIsRaw(t *testing.T) {
-	host := serveRegistry(t, nil)
+	host := registrytest.Serve(t, nil)
 	pushDemo(t, host)
 	s, b := newService(t)
-	job := testJob("http://" + host + "/demo/tools:latest")
-	if err := s.Handle(context.Background(), delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
+	job := eventstest.Job("http://" + host + "/demo/tools:latest")
+	if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
 		t.Fatal(err)
 	}
-	r := decode[events.ImageResolved](t, b.ofType(events.ImageResolvedType)[0])
+	r := eventstest.Decode[events.ImageResolved](t, b.OfType(events.ImageResolvedType)[0])
 	var m v1.Manifest
 	if err := json.Unmarshal(r.Image.Manifest, &m); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"flatbed.dev/events"
+	"flatbed.dev/events/eventstest"
 	"flatbed.dev/pkg/imagegen"
+	"flatbed.dev/pkg/registry/registrytest"
 	"flatbed.dev/pkg/store"
 	"flatbed.dev/pkg/thin"
 )
@@ -26,11 +28,9 @@ func flattened(t *testing.T, job events.Job) events.ImageFlattened {
 			n = d
 		}
 	}
-	e := expect(t, n.Image)
-	hex := store.Hex(e.config)
-	img := events.Image{Registry: "registry.example", Repository: "demo/hello", Tag: "2.0", Name: "registry.example/demo/hello:2.0",
-		Digest: e.digest, ConfigDigest: e.config, Layers: e.layers, Manifest: e.raw,
-		Config: events.Config{Env: e.cfg.Config.Env, Cmd: e.cfg.Config.Cmd}}
+	img := eventstest.Image(t, n.Image)
+	hex := store.Hex(img.ConfigDigest)
+	img.Registry, img.Repository, img.Tag, img.Name = "registry.example", "demo/hello", "2.0", "registry.example/demo/hello:2.0"
 	return events.ImageFlattened{Job: job, Image: img, FlatPath: ".flat/" + hex[:2] + "/" + hex, PublicPath: img.Name}
 }
 
@@ -43,19 +43,19 @@ func (c *requestCounter) wrap(h http.Handler) http.Handler {
 	})
 }
 
-func newService() (*Service, *fakeBus) {
-	b := &fakeBus{}
-	return &Service{Bus: b, Log: quietLog(), Registry: testRegistryOptions(), MaxAttempts: 3}, b
+func newService() (*Service, *eventstest.Bus) {
+	b := &eventstest.Bus{}
+	return &Service{Bus: b, Log: quietLog(), Registry: registrytest.Options(), MaxAttempts: 3}, b
 }
 
 func handle(t *testing.T, s *Service, in events.ImageFlattened, attempt int) error {
 	t.Helper()
-	return s.Handle(context.Background(), delivery(t, events.ImageFlattenedType, in.Job, in, attempt))
+	return s.Handle(context.Background(), eventstest.Delivery(t, events.ImageFlattenedType, in.Job, in, attempt))
 }
 
 func TestSkipped(t *testing.T) {
 	var c requestCounter
-	host := serveRegistry(t, c.wrap)
+	host := registrytest.Serve(t, c.wrap)
 	tests := []struct {
 		name      string
 		skip      bool
@@ -66,17 +66,17 @@ func TestSkipped(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			job := testJob("https://registry.example/demo/hello:2.0")
+			job := eventstest.Job("https://registry.example/demo/hello:2.0")
 			job.SkipThin, job.ThinImage = tt.skip, tt.thinImage
 			in := flattened(t, job)
 			s, b := newService()
 			if err := handle(t, s, in, 1); err != nil {
 				t.Fatal(err)
 			}
-			if got := b.types(); !slices.Equal(got, []string{events.ThinPushedType}) {
+			if got := b.Types(); !slices.Equal(got, []string{events.ThinPushedType}) {
 				t.Fatalf("published %v, want one %s", got, events.ThinPushedType)
 			}
-			out := decode[events.ThinPushed](t, b.envs[0])
+			out := eventstest.Decode[events.ThinPushed](t, b.Envelopes()[0])
 			if !out.Skipped || out.ThinDigest != "" {
 				t.Errorf("ThinPushed = skipped %v digest %q, want true and none", out.Skipped, out.ThinDigest)
 			}
@@ -91,7 +91,7 @@ func TestSkipped(t *testing.T) {
 }
 
 func TestPush(t *testing.T) {
-	host := serveRegistry(t, nil)
+	host := registrytest.Serve(t, nil)
 	tests := []struct {
 		repo    string
 		wantURL func(hex string) string
@@ -103,7 +103,7 @@ func TestPush(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.repo, func(t *testing.T) {
-			job := testJob("https://registry.example/demo/hello:2.0")
+			job := eventstest.Job("https://registry.example/demo/hello:2.0")
 			job.CvmfsRepo = tt.repo
 			job.ThinImage = "http://" + host + "/unpacked/sync/hello_thin:" + string(rune('a'+i))
 			in := flattened(t, job)
@@ -111,10 +111,10 @@ func TestPush(t *testing.T) {
 			if err := handle(t, s, in, 1); err != nil {
 				t.Fatal(err)
 			}
-			if got := b.types(); !slices.Equal(got, []string{events.ThinPushedType}) {
+			if got := b.Types(); !slices.Equal(got, []string{events.ThinPushedType}) {
 				t.Fatalf("published %v, want one %s", got, events.ThinPushedType)
 			}
-			out := decode[events.ThinPushed](t, b.envs[0])
+			out := eventstest.Decode[events.ThinPushed](t, b.Envelopes()[0])
 			if out.Skipped || out.ThinImage != job.ThinImage || out.ThinDigest == "" {
 				t.Errorf("ThinPushed = skipped %v image %q digest %q", out.Skipped, out.ThinImage, out.ThinDigest)
 			}
@@ -169,7 +169,7 @@ func TestPush(t *testing.T) {
 
 func TestPushFailure(t *testing.T) {
 	// A registry that refuses every upload.
-	host := serveRegistry(t, func(h http.Handler) http.Handler {
+	host := registrytest.Serve(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
 				http.Error(w, `{"errors":[{"code":"DENIED","message":"no"}]}`, http.StatusForbidden)
@@ -178,23 +178,23 @@ func TestPushFailure(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	job := testJob("https://registry.example/demo/hello:2.0")
+	job := eventstest.Job("https://registry.example/demo/hello:2.0")
 	job.ThinImage = "http://" + host + "/unpacked/sync/hello_thin:2.0"
 	in := flattened(t, job)
 	s, b := newService()
 	if err := handle(t, s, in, 1); err == nil {
 		t.Error("first attempt: Handle returned nil, want an error (redelivery)")
 	}
-	if len(b.envs) != 0 {
-		t.Errorf("first attempt published %v", b.types())
+	if len(b.Envelopes()) != 0 {
+		t.Errorf("first attempt published %v", b.Types())
 	}
 	if err := handle(t, s, in, 3); err != nil {
 		t.Fatalf("last attempt: %v", err)
 	}
-	if got := b.types(); !slices.Equal(got, []string{events.ImageFailedType}) {
+	if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
 		t.Fatalf("last attempt published %v, want only %s", got, events.ImageFailedType)
 	}
-	f := decode[events.ImageFailed](t, b.envs[0])
+	f := eventstest.Decode[events.ImageFailed](t, b.Envelopes()[0])
 	if f.Stage != Name || f.Image == nil || f.Image.Digest != in.Image.Digest {
 		t.Errorf("ImageFailed = %+v", f)
 	}
@@ -204,14 +204,14 @@ func TestPushFailure(t *testing.T) {
 }
 
 func TestBadThinImageName(t *testing.T) {
-	job := testJob("https://registry.example/demo/hello:2.0")
+	job := eventstest.Job("https://registry.example/demo/hello:2.0")
 	job.ThinImage = "http://registry.example/UPPER/x:1"
 	in := flattened(t, job)
 	s, b := newService()
 	if err := handle(t, s, in, 3); err != nil {
 		t.Fatalf("last attempt: %v", err)
 	}
-	if got := b.types(); !slices.Equal(got, []string{events.ImageFailedType}) {
+	if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
 		t.Fatalf("published %v, want only %s", got, events.ImageFailedType)
 	}
 }
