@@ -49,12 +49,12 @@ func TestConvertMatchesUmoci(t *testing.T) {
 		t.Fatal(err)
 	}
 	wished := append(append([]imagegen.Named{}, imgs...), moving)
-	wl := wishlistFor(t, reg.Host, wished)
+	wl := mpWriteWishlist(t, reg.Host, wished)
 	storeRoot, stateDir := t.TempDir(), t.TempDir()
 	notif := filepath.Join(t.TempDir(), "notifications.jsonl")
 	args := []string{"convert", wl, "--store-root", storeRoot, "--state-dir", stateDir, "-n", notif}
 	out, _ := runFlatbed(t, 0, args...)
-	repo := filepath.Join(storeRoot, convertRepo)
+	repo := filepath.Join(storeRoot, mpRepo)
 	st := store.New(repo)
 
 	t.Run("flat trees equal umoci", func(t *testing.T) {
@@ -152,7 +152,7 @@ func TestConvertMatchesUmoci(t *testing.T) {
 			}
 			for i, l := range layers {
 				d, _ := l.Digest()
-				wantURL := "cvmfs://" + convertRepo + "/.layers/" + d.Hex[:2] + "/" + d.Hex + "/layerfs"
+				wantURL := "cvmfs://" + mpRepo + "/.layers/" + d.Hex[:2] + "/" + d.Hex + "/layerfs"
 				if ti.Layers[i].Digest != d.Hex || ti.Layers[i].URL != wantURL {
 					t.Errorf("%s: thin layer %d = %+v, want %s %s", img.Ref(), i, ti.Layers[i], d.Hex, wantURL)
 				}

@@ -23,7 +23,7 @@ func TestBadImagesDoNotStopOthers(t *testing.T) {
 	}
 	missing := "http://" + reg.Host + "/demo/hello:no-such-tag"
 	wildcard := "http://" + reg.Host + "/demo/hello:1.*"
-	wl := wishlistFor(t, reg.Host, demo)
+	wl := mpWriteWishlist(t, reg.Host, demo)
 	b, _ := os.ReadFile(wl)
 	content := string(b) + "  - '" + missing + "'\n  - '" + wildcard + "'\n"
 	if err := os.WriteFile(wl, []byte(content), 0o644); err != nil {
@@ -37,7 +37,7 @@ func TestBadImagesDoNotStopOthers(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	st := store.New(filepath.Join(storeRoot, convertRepo))
+	st := store.New(filepath.Join(storeRoot, mpRepo))
 	for _, img := range demo {
 		if _, err := os.Lstat(st.PublicPath(reg.Host + "/" + img.Ref())); err != nil {
 			t.Errorf("%s was not converted next to the bad images: %v", img.Ref(), err)

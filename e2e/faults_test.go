@@ -286,9 +286,9 @@ func TestRegistryFaults(t *testing.T) {
 				image = one.ref
 			}
 			repo, tag, _ := strings.Cut(image, ":")
-			wl := wishlistFor(t, px.Host, []imagegen.Named{{Name: repo, Tag: tag}})
+			wl := mpWriteWishlist(t, px.Host, []imagegen.Named{{Name: repo, Tag: tag}})
 			storeRoot := t.TempDir()
-			st := store.New(filepath.Join(storeRoot, convertRepo))
+			st := store.New(filepath.Join(storeRoot, mpRepo))
 			name := px.Host + "/" + image
 			args := []string{"convert", wl, "--store-root", storeRoot, "--state-dir", t.TempDir(), "-i", "--max-attempts", fmt.Sprint(faultAttempts)}
 

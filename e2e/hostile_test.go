@@ -32,7 +32,7 @@ func TestHostileImagesFailAloneAndWriteNothingOutside(t *testing.T) {
 	if err := imagegen.Push(context.Background(), reg.Host, append(slices.Clone(hostile), demo...)); err != nil {
 		t.Fatal(err)
 	}
-	wl := wishlistFor(t, reg.Host, append(slices.Clone(hostile), demo...))
+	wl := mpWriteWishlist(t, reg.Host, append(slices.Clone(hostile), demo...))
 
 	tmp := t.TempDir()
 	root := filepath.Join(tmp, "root")
@@ -80,7 +80,7 @@ func TestHostileImagesFailAloneAndWriteNothingOutside(t *testing.T) {
 			t.Errorf("%s failed for another reason than %q:\n%s", img.Ref(), reason, line)
 		}
 	}
-	st := store.New(filepath.Join(storeRoot, convertRepo))
+	st := store.New(filepath.Join(storeRoot, mpRepo))
 	for _, img := range demo {
 		if _, err := os.Lstat(st.PublicPath(reg.Host + "/" + img.Ref())); err != nil {
 			t.Errorf("%s was not converted next to the hostile images: %v", img.Ref(), err)

@@ -3,15 +3,10 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"flatbed.dev/pkg/imagegen"
 )
 
 // runFlatbed runs the flatbed binary and fails the test unless it exits with want.
@@ -43,22 +38,4 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-const convertRepo = "e2e.flatbed.local"
-
-// wishlistFor writes a DUCC v1 wishlist converting imgs from the registry at host, with
-// thin images pushed back to host under thin/.
-func wishlistFor(t *testing.T, host string, imgs []imagegen.Named) string {
-	t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "version: 1\nuser: e2e\ncvmfs_repo: '%s'\noutput_format: '$(scheme)://$(registry)/thin/$(repository):$(tag)'\ninput:\n", convertRepo)
-	for _, img := range imgs {
-		fmt.Fprintf(&b, "  - 'http://%s/%s'\n", host, img.Ref())
-	}
-	path := filepath.Join(t.TempDir(), "wishlist.yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

@@ -104,7 +104,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 
 	wishlist := func(t *testing.T, thinPrefix string) string {
 		var b strings.Builder
-		fmt.Fprintf(&b, "version: 1\nuser: %s\ncvmfs_repo: '%s'\noutput_format: '$(scheme)://$(registry)/%s/$(repository):$(tag)'\ninput:\n", user, convertRepo, thinPrefix)
+		fmt.Fprintf(&b, "version: 1\nuser: %s\ncvmfs_repo: '%s'\noutput_format: '$(scheme)://$(registry)/%s/$(repository):$(tag)'\ninput:\n", user, mpRepo, thinPrefix)
 		for _, img := range demo {
 			fmt.Fprintf(&b, "  - 'http://%s/%s'\n", proxy.Host, img.Ref())
 		}
