@@ -165,7 +165,7 @@ func convert(ctx context.Context, g *globals, o *convertOpts, wl *wishlist.Wishl
 	runCtx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	correlation := uuid.NewString()
-	results, err := watchResults(runCtx, p.bus.JetStream(), correlation)
+	results, err := watchResults(runCtx, g.log, p.bus.JetStream(), correlation)
 	if err != nil {
 		return err
 	}
