@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 MODULES := pkg events services/resolver services/ingester services/flattener services/thinpusher services/notifier cmd/flatbed e2e
 
-.PHONY: all build demo test test-deps lint unit e2e fuzz deploy-check image clean
+.PHONY: all build demo test test-deps lint unit e2e fuzz deploy-check image bench clean
 
 # How long each fuzz target runs in `make test` (bounded, seeded with the hostile corpora).
 FUZZTIME ?= 15s
@@ -50,6 +50,10 @@ deploy-check:
 
 image:
 	docker build -f deploy/Dockerfile -t flatbed:dev .
+
+## bench: flatbed against skopeo+umoci and crane on the same images, with ratios
+bench: build
+	scripts/bench.sh
 
 clean:
 	rm -rf $(BIN)
