@@ -198,6 +198,19 @@ func TestSecretsNeverLeak(t *testing.T) {
 		if after := proxy.Stats(); after.Denied == before.Denied {
 			t.Errorf("no token request was denied: %+v -> %+v", before, after)
 		}
+		// Nothing half-done: no layer, flat tree, public path or temporary in the store.
+		filepath.WalkDir(r.store, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || p == r.store {
+				return nil
+			}
+			switch name := d.Name(); {
+			case strings.HasPrefix(name, ".tmp-"), name == "layerfs", d.Type()&fs.ModeSymlink != 0:
+				t.Errorf("a run refused by the registry left %s in the store", p)
+			case filepath.Base(filepath.Dir(filepath.Dir(p))) == ".flat":
+				t.Errorf("a run refused by the registry left the flat tree %s", p)
+			}
+			return nil
+		})
 	})
 
 	t.Run("wrong push password", func(t *testing.T) {
