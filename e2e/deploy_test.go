@@ -34,7 +34,6 @@ func deployCIRequiresTools() bool {
 func TestDeployFilesValidate(t *testing.T) {
 	for _, tool := range []struct{ bin, pkg string }{
 		{"docker-compose", "docker-compose"},
-		{"kubectl", "kubernetes-client"},
 	} {
 		if _, err := exec.LookPath(tool.bin); err != nil {
 			msg := tool.bin + " is not installed (apt-get install -y " + tool.pkg + ")"

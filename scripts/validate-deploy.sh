@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Validates the deployment files in deploy/ without a Docker engine or a Kubernetes cluster:
 #   - deploy/compose/docker-compose.yml   docker-compose config, plus structure checks
-#   - deploy/kubernetes (and overlays)    kubectl kustomize, parsed, expected kinds and fields
+#   - deploy/kubernetes (and overlays)    kustomize build (pinned, from the Go module proxy), parsed, expected kinds and fields
 #   - deploy/systemd                      systemd-analyze verify on a copy whose ExecStart
 #                                         paths point at binaries that exist
 #   - deploy/nats, the Kubernetes nats.conf  nats-server -t (a server >= 2.10)
@@ -70,10 +70,24 @@ find_python() {
 
 section "tools"
 need_cmd docker-compose docker-compose || fail "docker-compose is missing and could not be installed (apt-get install docker-compose)"
-need_cmd kubectl kubernetes-client || fail "kubectl is missing and could not be installed (apt-get install kubernetes-client)"
+# kustomize at a pinned version, built from the Go module proxy: Debian's kubectl (1.20) embeds
+# a kustomize too old for current kustomizations, and a fresh machine may have no kubectl.
+KUSTOMIZE_VERSION=v5.7.1
+KUSTOMIZE=$ROOT/bin/kustomize-$KUSTOMIZE_VERSION
+if [ ! -x "$KUSTOMIZE" ]; then
+  mkdir -p "$ROOT/bin"
+  tmpbin=$(mktemp -d)
+  if GOBIN=$tmpbin GOFLAGS=-mod=mod go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" >"$tmpbin/log" 2>&1; then
+    mv "$tmpbin/kustomize" "$KUSTOMIZE"
+  else
+    cat "$tmpbin/log" >&2
+    fail "building kustomize $KUSTOMIZE_VERSION from the Go module proxy failed"
+  fi
+  rm -rf "$tmpbin"
+fi
 PY=$(find_python) || { apt_install python3 python3-yaml >/dev/null && PY=$(find_python); } || PY=""
 [ -n "$PY" ] || fail "python3 with PyYAML is missing and could not be installed (apt-get install python3-yaml)"
-for t in docker-compose kubectl; do command -v "$t" >/dev/null 2>&1 && ok "$t: $(command -v "$t")"; done
+for t in docker-compose "$KUSTOMIZE"; do command -v "$t" >/dev/null 2>&1 && ok "$t: $(command -v "$t")"; done
 [ -n "$PY" ] && ok "python3 with yaml: $PY"
 
 # flatbed and a nats-server >= 2.10 (built from the module cache, like the e2e tests do).
@@ -210,11 +224,11 @@ fi
 section "kubernetes"
 check_kustomize() { # check_kustomize DIR THINPUSHER_REPLICAS
   local dir=$1 out=$TMP/kustomize-$(echo "$1" | tr '/' '_').yaml
-  if ! kubectl kustomize "$DEPLOY/$dir" >"$out" 2>"$out.err"; then
-    fail "kubectl kustomize deploy/$dir: $(cat "$out.err")"
+  if ! "$KUSTOMIZE" build "$DEPLOY/$dir" >"$out" 2>"$out.err"; then
+    fail "kustomize build deploy/$dir: $(cat "$out.err")"
     return
   fi
-  ok "kubectl kustomize deploy/$dir"
+  ok "kustomize build deploy/$dir"
   [ -n "$PY" ] || return
   if "$PY" - "$out" "$2" "${SERVICES[@]}" <<'EOF'
 import sys, yaml
@@ -307,14 +321,10 @@ EOF
     fi
   fi
 }
-if command -v kubectl >/dev/null 2>&1; then
-  check_kustomize kubernetes 2
-  for o in "$DEPLOY"/kubernetes/overlays/*/; do
-    [ -f "$o/kustomization.yaml" ] && check_kustomize "kubernetes/overlays/$(basename "$o")" 1
-  done
-else
-  skip "kubectl not available"
-fi
+check_kustomize kubernetes 2
+for o in "$DEPLOY"/kubernetes/overlays/*/; do
+  [ -f "$o/kustomization.yaml" ] && check_kustomize "kubernetes/overlays/$(basename "$o")" 1
+done
 
 # --- flatbed command lines ----------------------------------------------------------------
 
