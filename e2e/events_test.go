@@ -17,37 +17,10 @@ import (
 // and exactly one conversion.completed per wish.
 func checkStoredEvents(t *testing.T, jsDir string, images int) {
 	t.Helper()
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: jsDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := ns.Connect("e2e-reader")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	stream, err := js.Stream(ctx, events.Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	seen := map[string]int{}
 	completed := map[string]int{}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := stream.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatalf("message %d: %v", seq, err)
-		}
-		checkEventMsg(t, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data}, seen, completed)
+	for _, m := range readStoredEvents(t, jsDir) {
+		checkEventMsg(t, m, seen, completed)
 	}
 	for _, typ := range []string{events.WishSubmittedType, events.ImageResolvedType, events.LayerRequestedType, events.LayerIngestedType,
 		events.ImageFlattenedType, events.ThinPushedType, events.ConversionCompletedType} {
@@ -105,4 +78,42 @@ func checkEventMsg(t *testing.T, m *nats.Msg, seen, completed map[string]int) {
 			completed[c.Job.WishID]++
 		}
 	}
+}
+
+// readStoredEvents returns, in order, every message of the pipeline stream in the JetStream
+// state a finished run left behind (an embedded server is started on it for the reading).
+func readStoredEvents(t *testing.T, jsDir string) []*nats.Msg {
+	t.Helper()
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: jsDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	nc, err := ns.Connect("e2e-reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stream, err := js.Stream(ctx, events.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*nats.Msg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		out = append(out, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
+	}
+	return out
 }

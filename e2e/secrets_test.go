@@ -16,12 +16,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"flatbed.dev/e2e/authproxy"
 	"flatbed.dev/e2e/harness"
-	"flatbed.dev/events"
-	"flatbed.dev/events/bus"
 	"flatbed.dev/pkg/imagegen"
 )
 
@@ -311,42 +308,15 @@ func traces(t *testing.T, r secretRun) map[string]string {
 // state: subject, headers and data, by "event <seq> <subject>".
 func storedEvents(t *testing.T, jsDir string) map[string]string {
 	t.Helper()
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: jsDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := ns.Connect("e2e-secrets")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	stream, err := js.Stream(ctx, events.Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]string{}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
-		m, err := stream.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatalf("message %d: %v", seq, err)
-		}
+	for i, m := range readStoredEvents(t, jsDir) {
 		var b strings.Builder
 		fmt.Fprintf(&b, "%s\n", m.Subject)
 		for k, vs := range m.Header {
 			fmt.Fprintf(&b, "%s: %s\n", k, strings.Join(vs, ", "))
 		}
 		b.Write(m.Data)
-		out[fmt.Sprintf("event %d %s", seq, m.Subject)] = b.String()
+		out[fmt.Sprintf("event %d %s", i+1, m.Subject)] = b.String()
 	}
 	if len(out) == 0 {
 		t.Errorf("no event in %s", jsDir)
