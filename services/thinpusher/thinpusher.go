@@ -57,7 +57,11 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	} else {
 		digest, err := s.push(ctx, in)
 		if err != nil {
-			if errors.Is(err, context.Canceled) || !d.LastAttempt() {
+			if errors.Is(err, context.Canceled) {
+				return err
+			}
+			// A bad name or refused credentials will not mend with another attempt.
+			if !errors.Is(err, errPermanent) && !d.LastAttempt() {
 				return err
 			}
 			return s.fail(ctx, in, err)
@@ -75,7 +79,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 func (s *Service) push(ctx context.Context, in events.ImageFlattened) (string, error) {
 	dst, err := outputRef(in.Job.ThinImage)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w: %w", errPermanent, err)
 	}
 	var digests []string
 	for _, l := range in.Image.Layers {
@@ -94,11 +98,21 @@ func (s *Service) push(ctx context.Context, in events.ImageFlattened) (string, e
 	opts := append([]registry.Option{registry.WithDUCCAuth(dst.Context().RegistryStr(), in.Job.User)}, s.Registry...)
 	digest, err := thin.Push(ctx, img, dst, registry.Options(ctx, opts...))
 	if err != nil {
-		return "", fmt.Errorf("pushing the thin image %s: %w", in.Job.ThinImage, err)
+		if registry.Denied(err) {
+			return "", fmt.Errorf("%w: the registry refused to take the thin image %s; check the credentials for %s (the wishlist's user with DUCC_OUTPUT_REGISTRY_PASS, or the docker config): %w",
+				errPermanent, in.Job.ThinImage, dst.Context().RegistryStr(), registry.Explain(err))
+		}
+		if code, ok := registry.Status(err); ok && code != 408 && code != 429 && code < 500 {
+			return "", fmt.Errorf("%w: pushing the thin image %s: %w", errPermanent, in.Job.ThinImage, registry.Explain(err))
+		}
+		return "", fmt.Errorf("pushing the thin image %s: %w", in.Job.ThinImage, registry.Explain(err))
 	}
 	s.Log.Info("thin image pushed", "wish", in.Job.WishID, "image", in.Job.Image, "thin", in.Job.ThinImage, "digest", digest)
 	return digest, nil
 }
+
+// errPermanent marks push failures another attempt cannot mend.
+var errPermanent = errors.New("cannot push the thin image")
 
 // outputRef reads a thin image name in DUCC syntax (scheme decides http or https).
 func outputRef(s string) (name.Reference, error) {

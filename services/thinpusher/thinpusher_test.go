@@ -168,38 +168,58 @@ func TestPush(t *testing.T) {
 }
 
 func TestPushFailure(t *testing.T) {
-	// A registry that refuses every upload.
-	host := registrytest.Serve(t, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
-				http.Error(w, `{"errors":[{"code":"DENIED","message":"no"}]}`, http.StatusForbidden)
-				return
+	for _, tc := range []struct {
+		name      string
+		status    int
+		body      string
+		permanent bool   // fails on the first attempt instead of being retried
+		reason    string // in the failure
+	}{
+		{"refused credentials", http.StatusForbidden, `{"errors":[{"code":"DENIED","message":"no"}]}`, true, "check the credentials"},
+		{"registry down", http.StatusServiceUnavailable, `{"errors":[{"code":"UNAVAILABLE","message":"later"}]}`, false, "503"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A registry that answers every upload with tc.status.
+			host := registrytest.Serve(t, func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+						http.Error(w, tc.body, tc.status)
+						return
+					}
+					h.ServeHTTP(w, r)
+				})
+			})
+			job := eventstest.Job("https://registry.example/demo/hello:2.0")
+			job.ThinImage = "http://" + host + "/unpacked/sync/hello_thin:2.0"
+			in := flattened(t, job)
+			s, b := newService()
+			err := handle(t, s, in, 1)
+			if tc.permanent {
+				if err != nil {
+					t.Fatalf("first attempt: %v, want the failure published at once", err)
+				}
+			} else {
+				if err == nil {
+					t.Error("first attempt: Handle returned nil, want an error (redelivery)")
+				}
+				if len(b.Envelopes()) != 0 {
+					t.Errorf("first attempt published %v", b.Types())
+				}
+				if err := handle(t, s, in, 3); err != nil {
+					t.Fatalf("last attempt: %v", err)
+				}
 			}
-			h.ServeHTTP(w, r)
+			if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
+				t.Fatalf("published %v, want only %s", got, events.ImageFailedType)
+			}
+			f := eventstest.Decode[events.ImageFailed](t, b.Envelopes()[0])
+			if f.Stage != Name || f.Image == nil || f.Image.Digest != in.Image.Digest {
+				t.Errorf("ImageFailed = %+v", f)
+			}
+			if !strings.Contains(f.Error, job.ThinImage) || !strings.Contains(f.Error, tc.reason) {
+				t.Errorf("Error %q does not name the thin image and %q", f.Error, tc.reason)
+			}
 		})
-	})
-	job := eventstest.Job("https://registry.example/demo/hello:2.0")
-	job.ThinImage = "http://" + host + "/unpacked/sync/hello_thin:2.0"
-	in := flattened(t, job)
-	s, b := newService()
-	if err := handle(t, s, in, 1); err == nil {
-		t.Error("first attempt: Handle returned nil, want an error (redelivery)")
-	}
-	if len(b.Envelopes()) != 0 {
-		t.Errorf("first attempt published %v", b.Types())
-	}
-	if err := handle(t, s, in, 3); err != nil {
-		t.Fatalf("last attempt: %v", err)
-	}
-	if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
-		t.Fatalf("last attempt published %v, want only %s", got, events.ImageFailedType)
-	}
-	f := eventstest.Decode[events.ImageFailed](t, b.Envelopes()[0])
-	if f.Stage != Name || f.Image == nil || f.Image.Digest != in.Image.Digest {
-		t.Errorf("ImageFailed = %+v", f)
-	}
-	if !strings.Contains(f.Error, job.ThinImage) {
-		t.Errorf("Error %q does not name the thin image", f.Error)
 	}
 }
 
@@ -208,8 +228,9 @@ func TestBadThinImageName(t *testing.T) {
 	job.ThinImage = "http://registry.example/UPPER/x:1"
 	in := flattened(t, job)
 	s, b := newService()
-	if err := handle(t, s, in, 3); err != nil {
-		t.Fatalf("last attempt: %v", err)
+	// A name that cannot be pushed to fails on the first attempt: retrying cannot mend it.
+	if err := handle(t, s, in, 1); err != nil {
+		t.Fatalf("first attempt: %v", err)
 	}
 	if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
 		t.Fatalf("published %v, want only %s", got, events.ImageFailedType)
