@@ -52,11 +52,12 @@ func Build(ctx context.Context, dst string, layers []Layer, opts Options) (*Stat
 	defer unix.Close(root)
 
 	b := &builder{
-		ctx:  ctx,
-		log:  log,
-		root: root,
-		priv: os.Geteuid() == 0,
-		dirs: map[string]dirMeta{},
+		ctx:     ctx,
+		log:     log,
+		root:    root,
+		priv:    os.Geteuid() == 0,
+		trusted: hasCapability(capSysAdmin),
+		dirs:    map[string]dirMeta{},
 	}
 	for i, l := range layers {
 		if err := ctx.Err(); err != nil {
@@ -78,12 +79,13 @@ func Build(ctx context.Context, dst string, layers []Layer, opts Options) (*Stat
 
 // builder is the state shared by all layers of one Build.
 type builder struct {
-	ctx   context.Context
-	log   *slog.Logger
-	root  int  // fd of dst
-	priv  bool // root: may chown and mknod
-	dirs  map[string]dirMeta
-	stats Stats
+	ctx     context.Context
+	log     *slog.Logger
+	root    int  // fd of dst
+	priv    bool // root: may chown and mknod
+	trusted bool // may read trusted.* xattrs (overlay opaque markers)
+	dirs    map[string]dirMeta
+	stats   Stats
 }
 
 // layerName names a layer in errors and logs.
@@ -102,9 +104,9 @@ func (b *builder) applyLayer(l Layer) error {
 	default:
 		return fmt.Errorf("layer %s: unknown whiteout format %q", name, l.Meta.Whiteouts)
 	}
-	if l.Meta.Whiteouts == layer.WhiteoutOverlay && !b.priv {
-		// Only root sees trusted.* xattrs: opaque markers would be silently missed.
-		return fmt.Errorf("layer %s: reading overlay whiteouts needs root", name)
+	if l.Meta.Whiteouts == layer.WhiteoutOverlay && !b.trusted {
+		// Only CAP_SYS_ADMIN sees trusted.* xattrs: opaque markers would be silently missed.
+		return fmt.Errorf("layer %s: reading overlay whiteouts needs CAP_SYS_ADMIN (run the flattener as root with that capability, like the ingester that wrote them)", name)
 	}
 	before := b.stats
 	b.log.Debug("applying layer", "layer", name, "fs", l.FS, "whiteouts", l.Meta.Whiteouts)
