@@ -68,12 +68,19 @@ same registry.`,
 	return cmd
 }
 
+// DemoRegistryAddr is where the demo registry listens when that port is free.
+const DemoRegistryAddr = "127.0.0.1:5055"
+
 // startDemoRegistry runs the distribution registry on a free loopback port, or an in-process
 // registry when docker-registry is not installed.
 func startDemoRegistry(ctx context.Context, g *globals) (host string, stop func(), err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// A fixed port when free: the images keep their names, so a second demo finds them
+	// already converted instead of converting copies under a new registry name.
+	ln, err := net.Listen("tcp", DemoRegistryAddr)
 	if err != nil {
-		return "", nil, err
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return "", nil, err
+		}
 	}
 	host = ln.Addr().String()
 	bin, lookErr := exec.LookPath("docker-registry")
