@@ -25,15 +25,10 @@ const Name = "flattener"
 
 const source = "flatbed/" + Name
 
-// Publisher is the part of the bus the flattener needs.
-type Publisher interface {
-	Publish(ctx context.Context, env *events.Envelope) error
-}
-
 // Service builds flat root file systems.
 type Service struct {
 	StoreRoot   string
-	Bus         Publisher
+	Bus         events.Publisher
 	Log         *slog.Logger
 	Concurrency int
 	MaxAttempts int
@@ -42,14 +37,9 @@ type Service struct {
 	// Locks, when set, gives one build per image across every flattener process sharing the
 	// bus; without it concurrent builds in different processes are still safe (the first
 	// rename wins) but wasted.
-	Locks Locker
+	Locks events.Locker
 
 	building sync.Map // flat directory -> *sync.Mutex: one build per image in this process
-}
-
-// Locker hands out leases that exclude other processes (bus.Locks).
-type Locker interface {
-	Lock(ctx context.Context, key string) (release func(), err error)
 }
 
 // Register adds the flattener's consumer to b.

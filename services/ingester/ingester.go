@@ -23,15 +23,10 @@ const Name = "ingester"
 
 const source = "flatbed/" + Name
 
-// Publisher is the part of the bus the ingester needs.
-type Publisher interface {
-	Publish(ctx context.Context, env *events.Envelope) error
-}
-
 // Service ingests layers.
 type Service struct {
 	StoreRoot   string
-	Bus         Publisher
+	Bus         events.Publisher
 	Log         *slog.Logger
 	Registry    []registry.Option
 	Concurrency int                  // layers unpacked at once by this process (--max-concurrent-downloads)
@@ -42,12 +37,7 @@ type Service struct {
 	MaxLayerBytes int64
 	// Locks, when set, makes one ingester unpack a layer while others asking for it wait;
 	// without it racing ingesters are still safe (the first rename wins) but do it twice.
-	Locks Locker
-}
-
-// Locker hands out leases that exclude other processes (bus.Locks).
-type Locker interface {
-	Lock(ctx context.Context, key string) (release func(), err error)
+	Locks events.Locker
 }
 
 // Register adds the ingester's consumer to b.

@@ -18,11 +18,6 @@ const Name = "notifier"
 
 const source = "flatbed/" + Name
 
-// Publisher is the part of the bus the notifier needs.
-type Publisher interface {
-	Publish(ctx context.Context, env *events.Envelope) error
-}
-
 // Lines receives DUCC notification lines (nil: no notification file).
 type Lines interface {
 	Write(ctx context.Context, fields map[string]string) error
@@ -31,7 +26,7 @@ type Lines interface {
 // Service reports results.
 type Service struct {
 	StoreRoot string
-	Bus       Publisher
+	Bus       events.Publisher
 	Log       *slog.Logger
 	Lines     Lines
 }

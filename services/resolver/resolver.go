@@ -18,15 +18,10 @@ import (
 // Name is the service's name: its durable consumer and its CloudEvents source.
 const Name = "resolver"
 
-// Publisher is the part of the bus the resolver needs.
-type Publisher interface {
-	Publish(ctx context.Context, env *events.Envelope) error
-}
-
 // Service resolves wishes.
 type Service struct {
 	StoreRoot string // the directory holding one directory per CVMFS repository
-	Bus       Publisher
+	Bus       events.Publisher
 	Log       *slog.Logger
 	Registry  []registry.Option
 	// MaxAttempts is how often a wish is tried when the registry is busy or unreachable

@@ -23,14 +23,9 @@ const Name = "thinpusher"
 
 const source = "flatbed/" + Name
 
-// Publisher is the part of the bus the thin pusher needs.
-type Publisher interface {
-	Publish(ctx context.Context, env *events.Envelope) error
-}
-
 // Service pushes thin images.
 type Service struct {
-	Bus         Publisher
+	Bus         events.Publisher
 	Log         *slog.Logger
 	Registry    []registry.Option
 	MaxAttempts int
