@@ -87,3 +87,25 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestFailedIDs(t *testing.T) {
+	job := sampleJob()
+	a, err := events.Failed("flatbed/test", events.ImageFailed{Job: job, Stage: "ingester", Layer: "sha256:aa", Error: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := events.Failed("flatbed/test", events.ImageFailed{Job: job, Stage: "ingester", Layer: "sha256:aa", Error: "other words"})
+	other, _ := events.Failed("flatbed/test", events.ImageFailed{Job: job, Stage: "ingester", Layer: "sha256:bb", Error: "x"})
+	if a.ID != again.ID {
+		t.Errorf("the same failure got ids %s and %s: a redelivery would not be deduplicated", a.ID, again.ID)
+	}
+	if a.ID == other.ID {
+		t.Errorf("failures of two layers share id %s", a.ID)
+	}
+	if a.Type != events.ImageFailedType || a.Event.Subject() != job.Image {
+		t.Errorf("type %s subject %s", a.Type, a.Event.Subject())
+	}
+	if err := events.ValidateData(events.ImageFailedType, a.Event.Data()); err != nil {
+		t.Error(err)
+	}
+}

@@ -165,8 +165,7 @@ func publicTarget(name, root, flat string) string {
 func (s *Service) fail(ctx context.Context, in events.LayerIngested, cause error) error {
 	s.Log.Error("flattening failed", "wish", in.Job.WishID, "image", in.Job.Image, "err", cause)
 	img := in.Image
-	env, err := events.New(events.ImageFailedType, source, events.ID(events.ImageFailedType, in.Job.WishID, Name), in.Job, in.Job.Image,
-		events.ImageFailed{Job: in.Job, Image: &img, Stage: Name, Error: cause.Error()})
+	env, err := events.Failed(source, events.ImageFailed{Job: in.Job, Image: &img, Stage: Name, Error: cause.Error()})
 	if err != nil {
 		return err
 	}

@@ -197,8 +197,7 @@ func (s *Service) ingest(ctx context.Context, st *store.Store, in events.LayerRe
 func (s *Service) fail(ctx context.Context, in events.LayerRequested, digest string, cause error) error {
 	s.Log.Error("layer failed", "wish", in.Job.WishID, "image", in.Job.Image, "layer", digest, "err", cause)
 	img := in.Image
-	env, err := events.New(events.ImageFailedType, source, events.ID(events.ImageFailedType, in.Job.WishID, Name, digest), in.Job, in.Job.Image,
-		events.ImageFailed{Job: in.Job, Image: &img, Stage: Name, Layer: digest, Error: cause.Error()})
+	env, err := events.Failed(source, events.ImageFailed{Job: in.Job, Image: &img, Stage: Name, Layer: digest, Error: cause.Error()})
 	if err != nil {
 		return err
 	}

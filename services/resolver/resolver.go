@@ -116,8 +116,7 @@ func converted(st *store.Store, img *events.Image) bool {
 
 func (s *Service) fail(ctx context.Context, job events.Job, cause error) error {
 	s.Log.Error("cannot resolve image", "wish", job.WishID, "image", job.Image, "err", cause)
-	env, err := events.New(events.ImageFailedType, source, events.ID(events.ImageFailedType, job.WishID, Name), job, job.Image,
-		events.ImageFailed{Job: job, Stage: Name, Error: cause.Error()})
+	env, err := events.Failed(source, events.ImageFailed{Job: job, Stage: Name, Error: cause.Error()})
 	if err != nil {
 		return err
 	}

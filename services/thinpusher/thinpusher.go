@@ -124,8 +124,7 @@ func outputRef(s string) (name.Reference, error) {
 func (s *Service) fail(ctx context.Context, in events.ImageFlattened, cause error) error {
 	s.Log.Error("thin image push failed", "wish", in.Job.WishID, "image", in.Job.Image, "err", cause)
 	img := in.Image
-	env, err := events.New(events.ImageFailedType, source, events.ID(events.ImageFailedType, in.Job.WishID, Name), in.Job, in.Job.Image,
-		events.ImageFailed{Job: in.Job, Image: &img, Stage: Name, Error: cause.Error()})
+	env, err := events.Failed(source, events.ImageFailed{Job: in.Job, Image: &img, Stage: Name, Error: cause.Error()})
 	if err != nil {
 		return err
 	}
