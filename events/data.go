@@ -1,9 +1,6 @@
 package events
 
-import (
-	"encoding/json"
-	"time"
-)
+import "time"
 
 // Job is what one wish asks for. Every event carries it unchanged, so any stage (and anyone
 // running `nats sub`) can tell which wish and which run an event belongs to.
@@ -37,19 +34,19 @@ type Config struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 }
 
-// Image is a resolved image: one platform's manifest with its layers, lowest first.
+// Image names a resolved image: one platform's manifest. Events carry only this reference;
+// what the image holds (its layers and config) is stored once, content-addressed, in the
+// image description store (see Descriptions), so an event's size does not grow with the image.
 type Image struct {
-	Registry     string          `json:"registry"`
-	Repository   string          `json:"repository"`
-	Tag          string          `json:"tag,omitempty"`
-	Name         string          `json:"name"`          // registry/repository:tag (or @digest): the store name
-	Digest       string          `json:"digest"`        // manifest digest, sha256:…
-	MediaType    string          `json:"media_type"`    // manifest media type
-	ConfigDigest string          `json:"config_digest"` // the image ID; names .flat/<xx>/<hex>
-	Platform     string          `json:"platform,omitempty"`
-	Layers       []Layer         `json:"layers"`
-	Config       Config          `json:"config"`
-	Manifest     json.RawMessage `json:"manifest"` // the raw manifest, stored as .metadata/…/manifest.json
+	Registry     string `json:"registry"`
+	Repository   string `json:"repository"`
+	Tag          string `json:"tag,omitempty"`
+	Name         string `json:"name"`          // registry/repository:tag (or @digest): the store name
+	Digest       string `json:"digest"`        // manifest digest, sha256:…
+	MediaType    string `json:"media_type"`    // manifest media type
+	ConfigDigest string `json:"config_digest"` // the image ID; names .flat/<xx>/<hex>
+	Platform     string `json:"platform,omitempty"`
+	LayerCount   int    `json:"layer_count"` // layers in the manifest
 }
 
 // WishSubmitted asks for one image to be converted.
@@ -64,12 +61,12 @@ type ImageResolved struct {
 	AlreadyConverted bool  `json:"already_converted"`
 }
 
-// LayerRequested asks an ingester for one layer of an image. The image rides along so the
-// join after the ingesters needs no state of its own.
+// LayerRequested asks an ingester for one layer of an image.
 type LayerRequested struct {
 	Job   Job   `json:"job"`
 	Image Image `json:"image"`
-	Index int   `json:"index"` // position of Layer in Image.Layers
+	Index int   `json:"index"` // position of Layer in the image's layers
+	Layer Layer `json:"layer"`
 }
 
 // LayerIngested says one layer of an image is in the store (unpacked now, or already there).
@@ -77,6 +74,7 @@ type LayerIngested struct {
 	Job            Job     `json:"job"`
 	Image          Image   `json:"image"`
 	Index          int     `json:"index"`
+	Layer          Layer   `json:"layer"`
 	AlreadyPresent bool    `json:"already_present"`
 	Path           string  `json:"path"`  // .layers/xx/<hex>/layerfs, relative to the repository
 	Bytes          int64   `json:"bytes"` // compressed bytes fetched (0 when already present)

@@ -3,6 +3,8 @@ package events_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -31,10 +33,19 @@ func sampleJob() events.Job {
 	return events.Job{WishID: "w", CorrelationID: "c", Image: "http://127.0.0.1:5000/données/x:1", CvmfsRepo: "unpacked.example.org", SubmittedAt: time.Now()}
 }
 
+func sampleImage() events.Image {
+	return events.Image{Registry: "r.example", Repository: "x", Tag: "1", Name: "r.example/x:1", Digest: "sha256:" + strings.Repeat("a", 64),
+		MediaType: "application/vnd.oci.image.manifest.v1+json", ConfigDigest: "sha256:" + strings.Repeat("b", 64), LayerCount: 1}
+}
+
+func sampleLayer() events.Layer {
+	return events.Layer{Digest: "sha256:" + strings.Repeat("c", 64), DiffID: "sha256:" + strings.Repeat("d", 64),
+		MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Size: 1}
+}
+
 func TestValidateData(t *testing.T) {
-	img := events.Image{Registry: "r", Repository: "x", Name: "r/x:1", Digest: "sha256:aa", MediaType: "m", ConfigDigest: "sha256:bb",
-		Layers: []events.Layer{{Digest: "sha256:cc", DiffID: "sha256:dd", MediaType: "m", Size: 1}}, Manifest: json.RawMessage(`{}`)}
-	good := events.LayerIngested{Job: sampleJob(), Image: img, Path: ".layers/cc/cc/layerfs"}
+	img := sampleImage()
+	good := events.LayerIngested{Job: sampleJob(), Image: img, Layer: sampleLayer(), Path: ".layers/cc/cc/layerfs"}
 	b, _ := json.Marshal(good)
 	if err := events.ValidateData(events.LayerIngestedType, b); err != nil {
 		t.Errorf("valid data rejected: %v", err)
@@ -108,4 +119,9 @@ func TestFailedIDs(t *testing.T) {
 	if err := events.ValidateData(events.ImageFailedType, a.Event.Data()); err != nil {
 		t.Error(err)
 	}
+}
+
+func digestOf(b []byte) string {
+	h := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(h[:])
 }

@@ -90,9 +90,13 @@ func startPipeline(ctx context.Context, g *globals, services []string, listen st
 
 func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 	log := g.log.With("service", name)
+	descs, err := b.Descriptions(ctx)
+	if err != nil {
+		return err
+	}
 	switch name {
 	case resolver.Name:
-		return (&resolver.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, MaxAttempts: g.maxAttempts}).Register(ctx, b)
+		return (&resolver.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, MaxAttempts: g.maxAttempts, MaxLayers: g.maxLayers, Descriptions: descs}).Register(ctx, b)
 	case ingester.Name:
 		locks, err := b.Locks(ctx)
 		if err != nil {
@@ -104,9 +108,9 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 		if err != nil {
 			return err
 		}
-		return (&flattener.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, MaxAttempts: g.maxAttempts, Locks: locks}).Register(ctx, b)
+		return (&flattener.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, MaxAttempts: g.maxAttempts, Locks: locks, Descriptions: descs}).Register(ctx, b)
 	case thinpusher.Name:
-		return (&thinpusher.Service{Bus: b, Log: log, MaxAttempts: g.maxAttempts}).Register(ctx, b)
+		return (&thinpusher.Service{Bus: b, Log: log, MaxAttempts: g.maxAttempts, Descriptions: descs}).Register(ctx, b)
 	case notifier.Name:
 		s := &notifier.Service{StoreRoot: g.storeRoot, Bus: b, Log: log}
 		if g.notification != "" {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"flatbed.dev/pkg/layer"
+	"flatbed.dev/services/resolver"
 )
 
 // globals are the flags every command shares.
@@ -25,6 +26,7 @@ type globals struct {
 	retryBase    time.Duration
 	replicas     int
 	maxLayer     int64
+	maxLayers    int
 	log          *slog.Logger
 }
 
@@ -50,6 +52,7 @@ func newRoot() *cobra.Command {
 	f.IntVar(&g.jobs, "max-concurrent-downloads", 4, "layers fetched and unpacked at once by each ingester")
 	f.IntVar(&g.maxAttempts, "max-attempts", 5, "deliveries of one step before it is declared failed")
 	f.Int64Var(&g.maxLayer, "max-layer-bytes", layer.DefaultMaxUncompressedBytes, "uncompressed bytes one layer may unpack to (decompression bombs, sparse files)")
+	f.IntVar(&g.maxLayers, "max-layers", resolver.DefaultMaxLayers, "refuse images with more layers than this")
 	f.IntVar(&g.replicas, "stream-replicas", 0, "replicas of the JetStream streams and lease bucket (0: 3 in a cluster, else 1)")
 	f.DurationVar(&g.retryBase, "retry-base", time.Second, "first redelivery delay after a failed step (doubles up to 30s)")
 	root.AddCommand(newConvert(g), newConvertSingle(g), newServe(g), newCheckImageSyntax(g), newDownloadManifest(g), newDemo(g), newVersion())

@@ -3,7 +3,6 @@ package bus_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -155,51 +154,5 @@ func TestConsumerMetrics(t *testing.T) {
 	}
 	if _, ok := got["flatbed_consumer_redelivered_messages"]; !ok {
 		t.Errorf("no redelivered gauge: %v", got)
-	}
-}
-
-// A message that keeps failing past MaxDeliver leaves a trace in the dead-letter stream.
-func TestMaxDeliveriesRecordedAsDeadLetter(t *testing.T) {
-	ns, b := startBus(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := b.Handle(ctx, bus.Consumer{Name: "failing", Types: []string{events.ImageFailedType}, MaxAttempts: 1},
-		func(context.Context, *bus.Delivery) error { return fmt.Errorf("always") })
-	if err != nil {
-		t.Fatal(err)
-	}
-	go b.Run(ctx)
-	<-b.Running()
-	job := events.Job{WishID: "w"}
-	env, err := events.New(events.ImageFailedType, "flatbed/test", "dead-1", job, "", events.ImageFailed{Job: job})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish(ctx, env); err != nil {
-		t.Fatal(err)
-	}
-	nc, err := ns.Connect("reader")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := nc.JetStream()
-	for {
-		info, err := js.StreamInfo(events.DeadStream)
-		if err == nil && info.State.Msgs > 0 {
-			m, err := js.GetMsg(events.DeadStream, info.State.FirstSeq)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !strings.HasPrefix(m.Subject, bus.MaxDeliveriesAdvisory) {
-				t.Errorf("dead letter subject %q", m.Subject)
-			}
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("no max-deliveries advisory in the dead-letter stream")
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
 }

@@ -30,18 +30,32 @@ type Consumer struct {
 type Delivery struct {
 	Event       *event.Event
 	Type        string // short type
+	Data        any    // the validated data (a pointer to the type's struct); nil outside the bus
 	Attempt     int    // 1 on first delivery
 	MaxAttempts int
 }
 
-// Decode unmarshals the event data into v.
-func (d *Delivery) Decode(v any) error { return events.Decode(d.Event, v) }
+// Decode unmarshals the event data into v and validates it (the bus has validated it before
+// the handler runs; Decode checks again for deliveries made without a bus, as in tests).
+func (d *Delivery) Decode(v any) error {
+	if err := events.Decode(d.Event, v); err != nil {
+		return events.Permanent(err)
+	}
+	if vv, ok := v.(interface{ Validate() error }); ok {
+		if err := vv.Validate(); err != nil {
+			return events.Permanent(fmt.Errorf("%w: %s: %w", events.ErrInvalid, d.Type, err))
+		}
+	}
+	return nil
+}
 
 // LastAttempt says the handler should give up (publish a failure) instead of returning an error.
 func (d *Delivery) LastAttempt() bool { return d.Attempt >= d.MaxAttempts }
 
-// Handler handles one delivery. nil acknowledges it; an error redelivers it after a back-off.
-// Handlers must be idempotent: a delivery may come again after a crash.
+// Handler handles one delivery. nil acknowledges it; an error redelivers it after a back-off,
+// unless it is permanent (events.Permanent) or the last attempt: then the bus reports the
+// wish failed with it (events.ImageFailed) and acknowledges. Handlers must be idempotent: a
+// delivery may come again after a crash.
 type Handler func(ctx context.Context, d *Delivery) error
 
 // Handle creates (or updates) the durable consumer and registers h to run on it.
@@ -55,24 +69,7 @@ func (b *Bus) Handle(ctx context.Context, c Consumer, h Handler) error {
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second
 	}
-	cfg := jetstream.ConsumerConfig{
-		Durable:       c.Name,
-		Description:   "flatbed " + c.Name,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.AckWait,
-		MaxDeliver:    c.MaxAttempts + 3, // a safety net for handlers that crash the process
-		MaxAckPending: 1024,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	}
-	var subjects []string
-	for _, t := range c.Types {
-		subjects = append(subjects, events.Subject(t))
-	}
-	if len(subjects) == 1 {
-		cfg.FilterSubject = subjects[0]
-	} else {
-		cfg.FilterSubjects = subjects
-	}
+	cfg := consumerConfig(c.Name, c.Types, c.AckWait, c.MaxAttempts+3) // +3: a safety net for handlers that crash the process
 	stream, err := b.js.Stream(ctx, events.Stream)
 	if err != nil {
 		return fmt.Errorf("opening stream %s: %w", events.Stream, err)
@@ -131,26 +128,111 @@ func (b *Bus) wrap(c Consumer, h Handler) message.NoPublishHandlerFunc {
 		if b.stopping.Load() {
 			return errStopping // handed back: another instance, or this one after a restart, takes it
 		}
+		ctx := m.Context()
 		nm := &nats.Msg{Subject: jm.Subject(), Header: jm.Headers(), Data: jm.Data()}
 		ev, err := events.Parse(nm)
 		if err != nil {
-			b.deadLetter(m.Context(), c.Name, nm, err)
-			return nil
+			return b.reject(ctx, c.Name, nm, nil, err)
 		}
-		d := &Delivery{Event: ev, Type: events.ShortType(ev), Attempt: 1, MaxAttempts: c.MaxAttempts}
+		typ := events.ShortType(ev)
+		data, err := events.Check(typ, ev.Data())
+		if err != nil {
+			return b.reject(ctx, c.Name, nm, ev, err)
+		}
+		d := &Delivery{Event: ev, Type: typ, Data: data, Attempt: 1, MaxAttempts: c.MaxAttempts}
 		if md, err := jm.Metadata(); err == nil {
 			d.Attempt = int(md.NumDelivered)
 		}
+		if d.Attempt > d.MaxAttempts {
+			// Delivered again after the last attempt: the handler crashed the process or
+			// hung each time. Report it rather than run it once more.
+			return b.giveUp(ctx, c.Name, ev, fmt.Errorf("%s gave up on %s %s after %d deliveries: the handler crashed or timed out each time",
+				c.Name, typ, ev.ID(), d.Attempt-1))
+		}
 		stop := heartbeat(jm, c.AckWait/3)
 		start := time.Now()
-		err = h(m.Context(), d)
+		err = h(ctx, d)
 		stop()
 		b.metrics.observe(c.Name, d.Type, time.Since(start), err)
-		if err != nil {
-			b.log.Warn("handler failed, will retry", "consumer", c.Name, "type", d.Type, "id", ev.ID(), "attempt", d.Attempt, "err", err)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, context.Canceled) && (b.stopping.Load() || ctx.Err() != nil):
+			return err // shutting down: handed back, to this or another instance
+		case events.IsPermanent(err) || d.LastAttempt():
+			if d.LastAttempt() && !events.IsPermanent(err) {
+				err = fmt.Errorf("%w (gave up after %d attempts)", err, d.Attempt)
+			}
+			return b.giveUp(ctx, c.Name, ev, err)
 		}
+		b.log.Warn("handler failed, will retry", "consumer", c.Name, "type", d.Type, "id", ev.ID(), "attempt", d.Attempt, "of", d.MaxAttempts, "err", err)
 		return err
 	}
+}
+
+// reject moves a message no handler may see (not a CloudEvent, or data that fails its
+// type's validation) to the dead-letter stream and reports its wish failed, when the message
+// names one.
+func (b *Bus) reject(ctx context.Context, consumer string, m *nats.Msg, ev *event.Event, cause error) error {
+	b.deadLetter(ctx, consumer, m, cause)
+	return b.giveUp(ctx, consumer, ev, fmt.Errorf("%s rejected a message on %s: %w", consumer, m.Subject, cause), m)
+}
+
+// giveUp reports the wish of ev failed (image.failed, which the notifier turns into
+// conversion.failed) with cause. When the report cannot be published the delivery is retried.
+func (b *Bus) giveUp(ctx context.Context, consumer string, ev *event.Event, cause error, raw ...*nats.Msg) error {
+	var data []byte
+	var wish, corr, subject string
+	if ev != nil {
+		data = ev.Data()
+		wish, _ = ev.Extensions()[events.ExtWishID].(string)
+		corr, _ = ev.Extensions()[events.ExtCorrelationID].(string)
+		subject = ev.Subject()
+	} else if len(raw) > 0 {
+		data = raw[0].Data
+		wish = raw[0].Header.Get("ce-" + events.ExtWishID)
+		corr = raw[0].Header.Get("ce-" + events.ExtCorrelationID)
+		subject = raw[0].Header.Get("ce-subject")
+	}
+	job, img, ok := events.Salvage(data, wish, corr, subject)
+	if !ok {
+		b.log.Error("giving up on a message that names no wish; nothing to report", "consumer", consumer, "err", cause)
+		return nil
+	}
+	b.log.Error("giving up", "consumer", consumer, "wish", job.WishID, "image", job.Image, "err", cause)
+	env, err := events.Failed(b.opts.Source+"/"+consumer, events.ImageFailed{Job: job, Image: img, Stage: consumer, Error: cause.Error()})
+	if err != nil {
+		return err
+	}
+	if err := b.Publish(ctx, env); err != nil {
+		return fmt.Errorf("reporting the failure of wish %s: %w", job.WishID, err)
+	}
+	b.metrics.failed.WithLabelValues(consumer).Inc()
+	return nil
+}
+
+// consumerConfig is the durable consumer of a stage (also declared, before the stage first
+// starts, by EnsureStreams).
+func consumerConfig(name string, types []string, ackWait time.Duration, maxDeliver int) jetstream.ConsumerConfig {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "flatbed " + name,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    maxDeliver,
+		MaxAckPending: 1024,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	var subjects []string
+	for _, t := range types {
+		subjects = append(subjects, events.Subject(t))
+	}
+	if len(subjects) == 1 {
+		cfg.FilterSubject = subjects[0]
+	} else {
+		cfg.FilterSubjects = subjects
+	}
+	return cfg
 }
 
 // heartbeat tells the server the message is still being worked on, so long layers are not

@@ -12,6 +12,7 @@ type metrics struct {
 	duration  *prometheus.HistogramVec
 	published *prometheus.CounterVec
 	dead      *prometheus.CounterVec
+	failed    *prometheus.CounterVec
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -29,8 +30,11 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flatbed_events_dead_total", Help: "Unreadable messages moved to the dead-letter stream, by consumer.",
 		}, []string{"consumer"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flatbed_wishes_given_up_total", Help: "Wishes reported failed by the bus (invalid events, permanent errors, attempts used up), by consumer.",
+		}, []string{"consumer"}),
 	}
-	for _, c := range []prometheus.Collector{m.handled, m.duration, m.published, m.dead} {
+	for _, c := range []prometheus.Collector{m.handled, m.duration, m.published, m.dead, m.failed} {
 		if err := r.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -43,6 +47,8 @@ func newMetrics(r prometheus.Registerer) *metrics {
 					m.published = are.ExistingCollector.(*prometheus.CounterVec)
 				case m.dead:
 					m.dead = are.ExistingCollector.(*prometheus.CounterVec)
+				case m.failed:
+					m.failed = are.ExistingCollector.(*prometheus.CounterVec)
 				}
 			}
 		}

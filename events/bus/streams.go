@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -54,6 +55,41 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 	} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("creating stream %s: %w", cfg.Name, err)
+		}
+	}
+	if err := declareConsumers(ctx, js); err != nil {
+		return err
+	}
+	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      DescriptionsBucket,
+		Description: "flatbed image descriptions: raw manifests and configs, by digest",
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}); err != nil {
+		return fmt.Errorf("creating the %s object store: %w", DescriptionsBucket, err)
+	}
+	return nil
+}
+
+// declareConsumers creates the durable consumer of every pipeline stage that does not have
+// one yet, so the janitor keeps what a stage has not seen even before the stage first
+// starts. A stage's own settings (ack wait, deliveries) are applied when it starts.
+func declareConsumers(ctx context.Context, js jetstream.JetStream) error {
+	stream, err := js.Stream(ctx, events.Stream)
+	if err != nil {
+		return fmt.Errorf("opening stream %s: %w", events.Stream, err)
+	}
+	for name, types := range events.Consumers() {
+		_, err := stream.Consumer(ctx, name)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("looking up consumer %s: %w", name, err)
+		}
+		_, err = stream.CreateConsumer(ctx, consumerConfig(name, types, 30*time.Second, 8))
+		if err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
+			return fmt.Errorf("declaring consumer %s: %w", name, err)
 		}
 	}
 	return nil

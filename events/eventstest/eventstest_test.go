@@ -2,6 +2,7 @@ package eventstest_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 
@@ -91,16 +92,22 @@ func TestDelivery(t *testing.T) {
 	}
 }
 
-func TestImage(t *testing.T) {
+func TestDescribeAndDescriptions(t *testing.T) {
 	img, err := random.Image(64, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := eventstest.Image(t, img)
+	got := eventstest.Describe(t, img, "registry.example", "demo/x", "1")
 	d, _ := img.Digest()
 	cn, _ := img.ConfigName()
-	if got.Digest != d.String() || got.ConfigDigest != cn.String() {
-		t.Errorf("Digest, ConfigDigest = %s, %s, want %s, %s", got.Digest, got.ConfigDigest, d, cn)
+	if got.Image.Digest != d.String() || got.Image.ConfigDigest != cn.String() {
+		t.Errorf("Digest, ConfigDigest = %s, %s, want %s, %s", got.Image.Digest, got.Image.ConfigDigest, d, cn)
+	}
+	if got.Image.Name != "registry.example/demo/x:1" || got.Image.LayerCount != 2 {
+		t.Errorf("Name, LayerCount = %q, %d", got.Image.Name, got.Image.LayerCount)
+	}
+	if err := got.Image.Validate(); err != nil {
+		t.Errorf("reference does not validate: %v", err)
 	}
 	raw, _ := img.RawManifest()
 	if string(got.Manifest) != string(raw) {
@@ -118,7 +125,18 @@ func TestImage(t *testing.T) {
 			t.Errorf("layer %d = %+v, want digest %s diffID %s size %d", i, got.Layers[i], ld, diff, size)
 		}
 	}
-	if got.Name != "" || got.Registry != "" || got.MediaType != "" {
-		t.Errorf("Name, Registry, MediaType = %q, %q, %q: want them left empty", got.Name, got.Registry, got.MediaType)
+	var s eventstest.Descriptions
+	if _, err := s.Get(context.Background(), got.Image); !errors.Is(err, events.ErrNoDescription) {
+		t.Errorf("Get before Put: %v, want ErrNoDescription", err)
+	}
+	if err := s.Put(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	back, err := s.Get(context.Background(), got.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Layers) != 2 || back.Layers[1] != got.Layers[1] {
+		t.Errorf("read back %+v", back.Layers)
 	}
 }

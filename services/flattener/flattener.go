@@ -38,6 +38,8 @@ type Service struct {
 	// bus; without it concurrent builds in different processes are still safe (the first
 	// rename wins) but wasted.
 	Locks events.Locker
+	// Descriptions holds what each image is made of (its layers and config).
+	Descriptions events.Descriptions
 
 	building sync.Map // flat directory -> *sync.Mutex: one build per image in this process
 }
@@ -53,7 +55,7 @@ func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
 	if s.Metrics == nil {
 		s.Metrics = NewMetrics(prometheus.DefaultRegisterer)
 	}
-	return b.Handle(ctx, bus.Consumer{Name: Name, Types: []string{events.LayerIngestedType}, Concurrency: s.Concurrency, MaxAttempts: s.MaxAttempts}, s.Handle)
+	return b.Handle(ctx, bus.Consumer{Name: Name, Types: events.Consumers()[Name], Concurrency: s.Concurrency, MaxAttempts: s.MaxAttempts}, s.Handle)
 }
 
 // Handle is called once per ingested layer. Only when every layer of the image is in the
@@ -64,94 +66,123 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	if err := d.Decode(&in); err != nil {
 		return err
 	}
-	st := store.New(filepath.Join(s.StoreRoot, in.Job.CvmfsRepo))
-	for _, l := range in.Image.Layers {
+	st, err := store.Open(s.StoreRoot, in.Job.CvmfsRepo)
+	if err != nil {
+		return events.Permanent(err)
+	}
+	if err := store.CheckName(in.Image.Name); err != nil {
+		return events.Permanent(fmt.Errorf("image name: %w", err))
+	}
+	desc, err := s.Descriptions.Get(ctx, in.Image)
+	if err != nil {
+		if errors.Is(err, events.ErrNoDescription) {
+			return events.Permanent(err)
+		}
+		return err
+	}
+	for _, l := range desc.Layers {
 		if !st.HasLayer(l.Digest) {
 			return nil // a later layer.ingested will find them all
 		}
 	}
-	start := time.Now()
-	present, err := s.flatten(ctx, st, in)
-	if err != nil {
-		if errors.Is(err, context.Canceled) || !d.LastAttempt() {
-			return err
-		}
+	err = s.flatten(ctx, st, in, desc)
+	if err != nil && !errors.Is(err, context.Canceled) && (d.LastAttempt() || events.IsPermanent(err)) {
 		return s.fail(ctx, in, err)
 	}
-	flatRel, _ := filepath.Rel(st.Root, st.FlatDir(in.Image.ConfigDigest))
-	out := events.ImageFlattened{Job: in.Job, Image: in.Image, FlatPath: filepath.ToSlash(flatRel), PublicPath: in.Image.Name,
+	return err
+}
+
+// flatten builds the flat tree of the image unless it is there, links the public path,
+// records the manifest and publishes image.flattened, all while holding the image's lease:
+// of the layer.ingested events of one image that all end here, the handler that built the
+// tree publishes first, so the one event JetStream keeps for the wish says it was built.
+func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerIngested, desc *events.Description) error {
+	img := in.Image
+	log := s.Log.With("wish", in.Job.WishID, "image", in.Job.Image, "config", img.ConfigDigest)
+	final := st.FlatDir(img.ConfigDigest)
+	start := time.Now()
+	mu, _ := s.building.LoadOrStore(final, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	if s.Locks != nil {
+		release, err := s.Locks.Lock(ctx, "flat."+store.Hex(img.ConfigDigest))
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	present := st.HasFlat(img.ConfigDigest)
+	if !present {
+		won, err := s.build(ctx, st, in, desc, final, log)
+		if err != nil {
+			return err
+		}
+		present = !won
+	}
+	if present && s.Metrics != nil {
+		s.Metrics.Images.WithLabelValues("present").Inc()
+	}
+	if _, err := store.SymlinkAtomic(publicTarget(img.Name, st.Root, final), st.PublicPath(img.Name)); err != nil {
+		return err
+	}
+	// The stored manifest comes last: its presence is what "already converted" means.
+	if _, err := store.WriteFileAtomic(st.ManifestPath(img.Name), desc.Manifest, 0o644); err != nil {
+		return err
+	}
+	flatRel, _ := filepath.Rel(st.Root, final)
+	out := events.ImageFlattened{Job: in.Job, Image: img, FlatPath: filepath.ToSlash(flatRel), PublicPath: img.Name,
 		AlreadyPresent: present, Seconds: time.Since(start).Seconds()}
-	// One id per wish and image: the layer.ingested events of one image all end here, and
-	// JetStream keeps only the first image.flattened.
-	env, err := events.New(events.ImageFlattenedType, source, events.ID(events.ImageFlattenedType, in.Job.WishID, in.Image.Digest), in.Job, in.Job.Image, out)
+	env, err := events.New(events.ImageFlattenedType, source, events.ID(events.ImageFlattenedType, in.Job.WishID, img.Digest), in.Job, in.Job.Image, out)
 	if err != nil {
 		return err
 	}
 	return s.Bus.Publish(ctx, env)
 }
 
-func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerIngested) (present bool, err error) {
-	img := in.Image
-	log := s.Log.With("wish", in.Job.WishID, "image", in.Job.Image, "config", img.ConfigDigest)
-	final := st.FlatDir(img.ConfigDigest)
-	// The last layers of an image often arrive together: let one handler build while the
-	// others wait and then find it present. Across processes the rename decides instead.
-	mu, _ := s.building.LoadOrStore(final, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
-	present = st.HasFlat(img.ConfigDigest)
-	if !present && s.Locks != nil {
-		release, err := s.Locks.Lock(ctx, "flat."+store.Hex(img.ConfigDigest))
+// build makes the flat tree in a temporary directory and renames it into place; won is false
+// when another process published it first.
+func (s *Service) build(ctx context.Context, st *store.Store, in events.LayerIngested, desc *events.Description, final string, log *slog.Logger) (won bool, err error) {
+	layers := make([]flatten.Layer, 0, len(desc.Layers))
+	for _, l := range desc.Layers {
+		m, err := layer.ReadMeta(st.LayerMeta(l.Digest))
 		if err != nil {
-			return false, err
+			return false, fmt.Errorf("layer %s: %w", l.Digest, err)
 		}
-		defer release()
-		present = st.HasFlat(img.ConfigDigest) // built by the holder we waited for
+		layers = append(layers, flatten.Layer{FS: st.LayerFS(l.Digest), Meta: m})
 	}
-	if !present {
-		layers := make([]flatten.Layer, 0, len(img.Layers))
-		for _, l := range img.Layers {
-			m, err := layer.ReadMeta(st.LayerMeta(l.Digest))
-			if err != nil {
-				return false, fmt.Errorf("layer %s: %w", l.Digest, err)
-			}
-			layers = append(layers, flatten.Layer{FS: st.LayerFS(l.Digest), Meta: m})
-		}
-		tmp, err := st.TempDir(final)
-		if err != nil {
-			return false, err
-		}
-		stats, err := flatten.Build(ctx, tmp, layers, flatten.Options{Logger: log})
-		if err == nil {
-			c := img.Config
-			err = singularity.Write(tmp, singularity.Config{Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir})
-		}
-		if err != nil {
-			_ = store.RemoveAll(tmp)
-			return false, fmt.Errorf("flattening %s: %w", in.Job.Image, err)
-		}
-		won, err := st.Publish(tmp, final)
-		if err != nil {
-			return false, err
-		}
-		present = !won
-		if s.Metrics != nil && won {
-			s.Metrics.Images.WithLabelValues("built").Inc()
-			s.Metrics.Bytes.Add(float64(stats.Bytes))
-		}
-		log.Info("flat root file system built", "files", stats.Files, "bytes", stats.Bytes, "published", won)
+	tmp, err := st.TempDir(final)
+	if err != nil {
+		return false, err
 	}
-	if present && s.Metrics != nil {
-		s.Metrics.Images.WithLabelValues("present").Inc()
+	stats, err := flatten.Build(ctx, tmp, layers, flatten.Options{Logger: log})
+	if err == nil {
+		c := desc.Config
+		err = singularity.Write(tmp, singularity.Config{Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir})
 	}
-	if _, err := store.SymlinkAtomic(publicTarget(img.Name, st.Root, final), st.PublicPath(img.Name)); err != nil {
-		return present, err
+	if err != nil {
+		_ = store.RemoveAll(tmp)
+		err = fmt.Errorf("flattening %s: %w", in.Job.Image, err)
+		if permanent(err) {
+			err = events.Permanent(err)
+		}
+		return false, err
 	}
-	// The stored manifest comes last: its presence is what "already converted" means.
-	if _, err := store.WriteFileAtomic(st.ManifestPath(img.Name), img.Manifest, 0o644); err != nil {
-		return present, err
+	won, err = st.Publish(tmp, final)
+	if err != nil {
+		return false, err
 	}
-	return present, nil
+	if s.Metrics != nil && won {
+		s.Metrics.Images.WithLabelValues("built").Inc()
+		s.Metrics.Bytes.Add(float64(stats.Bytes))
+	}
+	log.Info("flat root file system built", "files", stats.Files, "bytes", stats.Bytes, "published", won)
+	return won, nil
+}
+
+// permanent says flattening cannot succeed however often it is tried: the image's layers are
+// malformed (hard links to directories or to nothing, …).
+func permanent(err error) bool {
+	return errors.Is(err, layer.ErrMalformed) || errors.Is(err, layer.ErrUnsafe) || errors.Is(err, layer.ErrLimit)
 }
 
 // publicTarget is the relative symlink target from the public path to the flat directory,

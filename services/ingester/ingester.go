@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -51,7 +52,7 @@ func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
 	if s.Concurrency <= 0 {
 		s.Concurrency = 4
 	}
-	return b.Handle(ctx, bus.Consumer{Name: Name, Types: []string{events.LayerRequestedType}, Concurrency: s.Concurrency, MaxAttempts: s.MaxAttempts}, s.Handle)
+	return b.Handle(ctx, bus.Consumer{Name: Name, Types: events.Consumers()[Name], Concurrency: s.Concurrency, MaxAttempts: s.MaxAttempts}, s.Handle)
 }
 
 // Handle makes sure one layer is in the store and says so.
@@ -60,15 +61,20 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	if err := d.Decode(&in); err != nil {
 		return err
 	}
-	if in.Index < 0 || in.Index >= len(in.Image.Layers) {
-		return s.fail(ctx, in, "", fmt.Errorf("layer index %d out of range (image has %d layers)", in.Index, len(in.Image.Layers)))
+	l := in.Layer
+	st, err := store.Open(s.StoreRoot, in.Job.CvmfsRepo)
+	if err != nil {
+		return events.Permanent(err)
 	}
-	l := in.Image.Layers[in.Index]
-	st := store.New(filepath.Join(s.StoreRoot, in.Job.CvmfsRepo))
 	start := time.Now()
 	present := st.HasLayer(l.Digest)
 	var fetched int64
 	if present {
+		// The store is keyed by the compressed digest; an image that claims another
+		// uncompressed content for the same blob is inconsistent, whatever is stored.
+		if err := sameDiffID(st, l, in.Job.Image); err != nil {
+			return s.fail(ctx, in, l.Digest, err)
+		}
 		s.Metrics.Layers.WithLabelValues("present").Inc()
 	} else {
 		meta, err := s.ingest(ctx, st, in, l)
@@ -87,6 +93,9 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 			return s.fail(ctx, in, l.Digest, fmt.Errorf("%w; gave up after %d attempts", err, d.Attempt))
 		}
 		if meta == nil { // another ingester published it first
+			if err := sameDiffID(st, l, in.Job.Image); err != nil {
+				return s.fail(ctx, in, l.Digest, err)
+			}
 			present = true
 			s.Metrics.Layers.WithLabelValues("present").Inc()
 		} else {
@@ -100,7 +109,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		return err
 	}
 	rel, _ := filepath.Rel(st.Root, st.LayerFS(l.Digest))
-	out := events.LayerIngested{Job: in.Job, Image: in.Image, Index: in.Index, AlreadyPresent: present,
+	out := events.LayerIngested{Job: in.Job, Image: in.Image, Index: in.Index, Layer: l, AlreadyPresent: present,
 		Path: filepath.ToSlash(rel), Bytes: fetched, Seconds: time.Since(start).Seconds()}
 	env, err := events.New(events.LayerIngestedType, source, events.ID(events.LayerIngestedType, in.Job.WishID, in.Image.Digest, l.Digest, fmt.Sprint(in.Index)),
 		in.Job, in.Job.Image, out)
@@ -132,6 +141,16 @@ func (s *Service) ingest(ctx context.Context, st *store.Store, in events.LayerRe
 		defer release()
 		if st.HasLayer(l.Digest) {
 			return nil, nil
+		}
+	}
+	// A layer directory without its layerfs is damaged (or half removed): it is replaced, and
+	// the images it recorded as using it are carried over to the new one.
+	var origins []string
+	if _, err := os.Lstat(final); err == nil {
+		origins = readOrigins(st, l.Digest)
+		log.Warn("layer directory without its layerfs; unpacking the layer again", "dir", final)
+		if err := store.RemoveAll(final); err != nil {
+			return nil, fmt.Errorf("removing the damaged layer directory %s: %w", final, err)
 		}
 	}
 	tmp, err := st.TempDir(final)
@@ -191,6 +210,9 @@ func (s *Service) ingest(ctx context.Context, st *store.Store, in events.LayerRe
 		return nil, nil
 	}
 	log.Info("layer unpacked", "bytes", meta.Size, "entries", meta.Entries, "whiteouts", meta.Whiteouts)
+	if err := addOrigin(st, l.Digest, origins...); err != nil {
+		return nil, err
+	}
 	return meta, nil
 }
 

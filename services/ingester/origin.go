@@ -14,7 +14,7 @@ import (
 
 // addOrigin records in .layers/xx/<d>/.metadata/origin.json that image config uses the layer
 // (DUCC's back-links, used by garbage collection). Unchanged files are not rewritten.
-func addOrigin(st *store.Store, layerDigest, configDigest string) error {
+func addOrigin(st *store.Store, layerDigest string, configDigests ...string) error {
 	dir := st.LayerMeta(layerDigest)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
@@ -34,11 +34,16 @@ func addOrigin(st *store.Store, layerDigest, configDigest string) error {
 			return fmt.Errorf("parsing %s: %w", path, err)
 		}
 	}
-	if slices.Contains(o.Origin, configDigest) {
+	n := len(o.Origin)
+	for _, c := range configDigests {
+		if !slices.Contains(o.Origin, c) {
+			o.Origin = append(o.Origin, c)
+		}
+	}
+	if len(o.Origin) == n {
 		return nil
 	}
 	// Sorted, so the file depends on which images use the layer, not on which came first.
-	o.Origin = append(o.Origin, configDigest)
 	slices.Sort(o.Origin)
 	b, err := json.Marshal(o)
 	if err != nil {
@@ -46,4 +51,16 @@ func addOrigin(st *store.Store, layerDigest, configDigest string) error {
 	}
 	_, err = store.WriteFileAtomic(path, b, 0o644)
 	return err
+}
+
+// readOrigins returns the images origin.json records for a layer (none when it has none).
+func readOrigins(st *store.Store, layerDigest string) []string {
+	var o struct {
+		Origin []string `json:"origin"`
+	}
+	b, err := os.ReadFile(filepath.Join(st.LayerMeta(layerDigest), "origin.json"))
+	if err != nil || json.Unmarshal(b, &o) != nil {
+		return nil
+	}
+	return o.Origin
 }

@@ -36,9 +36,7 @@ func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
 	if s.Log == nil {
 		s.Log = slog.Default()
 	}
-	return b.Handle(ctx, bus.Consumer{Name: Name, Types: []string{
-		events.ImageResolvedType, events.LayerIngestedType, events.ImageFlattenedType, events.ThinPushedType, events.ImageFailedType,
-	}}, s.Handle)
+	return b.Handle(ctx, bus.Consumer{Name: Name, Types: events.Consumers()[Name]}, s.Handle)
 }
 
 // Handle reports one stage's event.
@@ -63,11 +61,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		if in.AlreadyPresent {
 			return nil
 		}
-		if in.Index < 0 || in.Index >= len(in.Image.Layers) {
-			s.Log.Warn("layer.ingested names no layer of its image; not reported", "index", in.Index, "layers", len(in.Image.Layers), "image", in.Job.Image)
-			return nil
-		}
-		hex := store.Hex(in.Image.Layers[in.Index].Digest)
+		hex := store.Hex(in.Layer.Digest)
 		if err := s.pair(ctx, n.ActionStartLayerConversion, n.ActionEndLayerConversion, in.Seconds, in.Job, in.Image.Name, map[string]string{
 			n.FieldLayer: hex, n.FieldSizeBytes: fmt.Sprint(in.Bytes), n.FieldStatus: n.StatusOK,
 		}); err != nil {
@@ -107,7 +101,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 
 func (s *Service) completed(ctx context.Context, job events.Job, c events.ConversionCompleted) error {
 	c.Job = job
-	c.Repository = filepath.Join(s.StoreRoot, job.CvmfsRepo)
+	c.Repository = filepath.Join(s.StoreRoot, filepath.Clean("/"+job.CvmfsRepo)) // validated; cleaned all the same
 	c.Seconds = since(job.SubmittedAt)
 	env, err := events.New(events.ConversionCompletedType, source, events.ID(events.ConversionCompletedType, job.WishID), job, job.Image, c)
 	if err != nil {
@@ -120,18 +114,19 @@ func (s *Service) completed(ctx context.Context, job events.Job, c events.Conver
 func (s *Service) failed(ctx context.Context, in events.ImageFailed) error {
 	job := in.Job
 	f := events.ConversionFailed{Job: job, Stage: in.Stage, Layer: in.Layer, Error: in.Error, Seconds: since(job.SubmittedAt)}
-	// DUCC reports a failure on the end line of the step that failed.
-	action := n.ActionEndFlatConversion
-	fields := map[string]string{n.FieldImageRequest: job.Image, n.FieldStatus: n.StatusError, n.FieldError: in.Error}
+	// DUCC reports a failure on the end line of the step that failed, paired with its start
+	// line; a wish that failed before its image was resolved is named as it was wished.
+	start, end := n.ActionStartFlatConversion, n.ActionEndFlatConversion
+	image := job.Image
 	if in.Image != nil {
-		fields[n.FieldImage] = in.Image.Name
+		image = in.Image.Name
 	}
+	fields := map[string]string{n.FieldStatus: n.StatusError, n.FieldError: in.Error}
 	if in.Layer != "" {
-		action = n.ActionEndLayerConversion
+		start, end = n.ActionStartLayerConversion, n.ActionEndLayerConversion
 		fields[n.FieldLayer] = store.Hex(in.Layer)
 	}
-	fields[n.FieldAction] = action
-	if err := s.line(ctx, fields); err != nil {
+	if err := s.pair(ctx, start, end, f.Seconds, job, image, fields); err != nil {
 		return err
 	}
 	env, err := events.New(events.ConversionFailedType, source, events.ID(events.ConversionFailedType, job.WishID), job, job.Image, f)

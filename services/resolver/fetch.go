@@ -19,7 +19,7 @@ var DefaultPlatform = v1.Platform{OS: "linux", Architecture: "amd64"}
 
 // fetch reads the manifest (picking linux/amd64 from an index). No blob is read here: the
 // config is read by withConfig, only when the image needs converting.
-func fetch(ctx context.Context, ref imageref.Ref, ropts []registry.Option) (*events.Image, v1.Image, error) {
+func fetch(ctx context.Context, ref imageref.Ref, ropts []registry.Option, maxLayers int) (*events.Description, v1.Image, error) {
 	gref, err := ref.GGCR()
 	if err != nil {
 		return nil, nil, err
@@ -63,6 +63,9 @@ func fetch(ctx context.Context, ref imageref.Ref, ropts []registry.Option) (*eve
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the manifest of %s: %w", ref, err)
 	}
+	if len(raw) > events.MaxManifestBytes {
+		return nil, nil, fmt.Errorf("the manifest of %s is %d bytes, over the limit of %d: refusing to read it", ref, len(raw), events.MaxManifestBytes)
+	}
 	m, err := img.Manifest()
 	if err != nil {
 		return nil, nil, fmt.Errorf("parsing the manifest of %s: %w", ref, err)
@@ -71,51 +74,61 @@ func fetch(ctx context.Context, ref imageref.Ref, ropts []registry.Option) (*eve
 	if err != nil {
 		return nil, nil, err
 	}
+	out := &events.Description{
+		Image: events.Image{
+			Registry:     ref.Registry,
+			Repository:   ref.Repository,
+			Tag:          ref.Tag,
+			Name:         ref.Name(),
+			Digest:       digest.String(),
+			MediaType:    string(m.MediaType),
+			ConfigDigest: m.Config.Digest.String(),
+			Platform:     platform,
+			LayerCount:   len(m.Layers),
+		},
+		Manifest: raw,
+	}
+	if out.Image.MediaType == "" {
+		out.Image.MediaType = string(desc.MediaType)
+	}
 	if len(m.Layers) == 0 {
 		return nil, nil, fmt.Errorf("image %s has no layers: nothing to unpack", ref)
 	}
-	out := &events.Image{
-		Registry:     ref.Registry,
-		Repository:   ref.Repository,
-		Tag:          ref.Tag,
-		Name:         ref.Name(),
-		Digest:       digest.String(),
-		MediaType:    string(m.MediaType),
-		ConfigDigest: m.Config.Digest.String(),
-		Platform:     platform,
-		Layers:       make([]events.Layer, 0, len(m.Layers)),
-		Manifest:     raw,
+	if n := len(m.Layers); n > maxLayers {
+		return nil, nil, fmt.Errorf("image %s has %d layers, more than the limit of %d (--max-layers); an image that deep is hostile or broken (docker runs at most 127)", ref, n, maxLayers)
 	}
-	if out.MediaType == "" {
-		out.MediaType = string(desc.MediaType)
+	if c := m.Config.Size; c <= 0 || c > events.MaxConfigBytes {
+		return nil, nil, fmt.Errorf("image %s names a config of %d bytes; a config must be 1 byte to %d bytes (4 MiB, the limit skopeo and containerd apply): refusing to fetch it",
+			ref, c, events.MaxConfigBytes)
 	}
-	for _, l := range m.Layers {
-		out.Layers = append(out.Layers, events.Layer{Digest: l.Digest.String(), MediaType: string(l.MediaType), Size: l.Size})
+	for i, l := range m.Layers {
+		if l.Size <= 0 {
+			return nil, nil, fmt.Errorf("image %s: layer %d (%s) has size %d in the manifest; a layer blob is never empty, so the manifest is wrong: fix the image",
+				ref, i, l.Digest, l.Size)
+		}
 	}
 	return out, img, nil
 }
 
-// withConfig reads the image config into out: the diff ids the ingesters verify and what
-// the flat tree and thin image need (Env, Cmd, …).
-func withConfig(ref imageref.Ref, img v1.Image, out *events.Image) error {
-	cf, err := img.ConfigFile()
+// withConfig reads the image config (bounded by the manifest's size for it, checked against
+// its digest) and completes the description: the diff ids the ingesters verify and what the
+// flat tree and thin image need (Env, Cmd, …).
+func withConfig(ref imageref.Ref, img v1.Image, out *events.Description) error {
+	cfg, err := img.RawConfigFile()
 	if err != nil {
 		if registry.NotFound(err) {
 			// The manifest just read names a config the registry does not have: most likely
 			// the tag moved and the old blobs went away. A new attempt reads the manifest again.
 			return &staleError{fmt.Errorf("the manifest of %s names config %s, which the registry does not have (the image may have changed while it was read) (%w)",
-				ref, out.ConfigDigest, registry.Explain(err))}
+				ref, out.Image.ConfigDigest, registry.Explain(err))}
 		}
-		return fmt.Errorf("reading the config %s of %s: %w", out.ConfigDigest, ref, registry.Explain(err))
+		return fmt.Errorf("reading the config %s of %s: %w", out.Image.ConfigDigest, ref, registry.Explain(err))
 	}
-	if len(cf.RootFS.DiffIDs) != len(out.Layers) {
-		return fmt.Errorf("image %s is inconsistent: %d layers in the manifest, %d diff ids in the config", ref, len(out.Layers), len(cf.RootFS.DiffIDs))
+	d, err := events.Describe(out.Image, out.Manifest, cfg)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", ref, err)
 	}
-	for i := range out.Layers {
-		out.Layers[i].DiffID = cf.RootFS.DiffIDs[i].String()
-	}
-	c := cf.Config
-	out.Config = events.Config{Env: c.Env, Cmd: c.Cmd, Entrypoint: c.Entrypoint, WorkingDir: c.WorkingDir, User: c.User, Labels: c.Labels}
+	*out = *d
 	return nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 
 	"flatbed.dev/events"
 	"flatbed.dev/events/bus"
@@ -27,14 +26,25 @@ type Service struct {
 	// MaxAttempts is how often a wish is tried when the registry is busy or unreachable
 	// before it is declared failed (--max-attempts; 0 = the bus default).
 	MaxAttempts int
+	// MaxLayers refuses images with more layers (--max-layers; 0 = DefaultMaxLayers).
+	MaxLayers int
+	// Descriptions stores what was read of each image for the later stages.
+	Descriptions events.Descriptions
 }
+
+// DefaultMaxLayers bounds the layers of an image: docker runs at most 127, and every layer
+// costs events, a store directory and a pass of the flattener.
+const DefaultMaxLayers = 1000
 
 // Register adds the resolver's consumer to b.
 func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
 	if s.Log == nil {
 		s.Log = slog.Default()
 	}
-	return b.Handle(ctx, bus.Consumer{Name: Name, Types: []string{events.WishSubmittedType}, Concurrency: 4, MaxAttempts: s.MaxAttempts}, s.Handle)
+	if s.MaxLayers <= 0 {
+		s.MaxLayers = DefaultMaxLayers
+	}
+	return b.Handle(ctx, bus.Consumer{Name: Name, Types: events.Consumers()[Name], Concurrency: 4, MaxAttempts: s.MaxAttempts}, s.Handle)
 }
 
 // Handle resolves one wish.
@@ -52,11 +62,18 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	if err != nil {
 		return s.fail(ctx, job, err)
 	}
-	img, remoteImg, err := fetch(ctx, ref, s.Registry)
-	st := store.New(filepath.Join(s.StoreRoot, job.CvmfsRepo))
-	done := err == nil && !job.ConvertAgain && converted(st, img)
+	maxLayers := s.MaxLayers
+	if maxLayers <= 0 {
+		maxLayers = DefaultMaxLayers
+	}
+	desc, remoteImg, err := fetch(ctx, ref, s.Registry, maxLayers)
+	st, serr := store.Open(s.StoreRoot, job.CvmfsRepo)
+	if err == nil {
+		err = serr
+	}
+	done := err == nil && !job.ConvertAgain && converted(st, &desc.Image)
 	if err == nil && !done {
-		err = withConfig(ref, remoteImg, img)
+		err = withConfig(ref, remoteImg, desc)
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -71,8 +88,15 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		}
 		return s.fail(ctx, job, err)
 	}
+	img := desc.Image
+	if !done {
+		// Stored before any event names it: every later stage reads it from there.
+		if err := s.Descriptions.Put(ctx, desc); err != nil {
+			return err
+		}
+	}
 	env, err := events.New(events.ImageResolvedType, source, events.ID(events.ImageResolvedType, job.WishID, img.Digest), job, job.Image,
-		events.ImageResolved{Job: job, Image: *img, AlreadyConverted: done})
+		events.ImageResolved{Job: job, Image: img, AlreadyConverted: done})
 	if err != nil {
 		return err
 	}
@@ -83,10 +107,10 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		log.Info("already converted", "config", img.ConfigDigest)
 		return nil
 	}
-	log.Info("resolved", "digest", img.Digest, "config", img.ConfigDigest, "layers", len(img.Layers))
-	for i, l := range img.Layers {
+	log.Info("resolved", "digest", img.Digest, "config", img.ConfigDigest, "layers", img.LayerCount)
+	for i, l := range desc.Layers {
 		env, err := events.New(events.LayerRequestedType, source, events.ID(events.LayerRequestedType, job.WishID, img.Digest, l.Digest, fmt.Sprint(i)), job, job.Image,
-			events.LayerRequested{Job: job, Image: *img, Index: i})
+			events.LayerRequested{Job: job, Image: img, Index: i, Layer: l})
 		if err != nil {
 			return err
 		}

@@ -29,6 +29,8 @@ type Service struct {
 	Log         *slog.Logger
 	Registry    []registry.Option
 	MaxAttempts int
+	// Descriptions holds what each image is made of (its layers and config).
+	Descriptions events.Descriptions
 }
 
 // Register adds the thin pusher's consumer to b.
@@ -36,7 +38,7 @@ func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
 	if s.Log == nil {
 		s.Log = slog.Default()
 	}
-	return b.Handle(ctx, bus.Consumer{Name: Name, Types: []string{events.ImageFlattenedType}, Concurrency: 2, MaxAttempts: s.MaxAttempts}, s.Handle)
+	return b.Handle(ctx, bus.Consumer{Name: Name, Types: events.Consumers()[Name], Concurrency: 2, MaxAttempts: s.MaxAttempts}, s.Handle)
 }
 
 // Handle pushes the thin image of one flattened image (or records that it was skipped).
@@ -76,8 +78,15 @@ func (s *Service) push(ctx context.Context, in events.ImageFlattened) (string, e
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", errPermanent, err)
 	}
+	desc, err := s.Descriptions.Get(ctx, in.Image)
+	if err != nil {
+		if errors.Is(err, events.ErrNoDescription) {
+			return "", fmt.Errorf("%w: %w", errPermanent, err)
+		}
+		return "", err
+	}
 	var digests []string
-	for _, l := range in.Image.Layers {
+	for _, l := range desc.Layers {
 		digests = append(digests, l.Digest)
 	}
 	origin := in.Job.Image
@@ -85,7 +94,7 @@ func (s *Service) push(ctx context.Context, in events.ImageFlattened) (string, e
 		origin = r.String() // DUCC's origin is the whole name with scheme
 	}
 	m := thin.New(origin, in.Job.CvmfsRepo, digests)
-	cfg := &v1.ConfigFile{Config: v1.Config{Env: in.Image.Config.Env, Cmd: in.Image.Config.Cmd}}
+	cfg := &v1.ConfigFile{Config: v1.Config{Env: desc.Config.Env, Cmd: desc.Config.Cmd}}
 	img, err := thin.Image(m, cfg)
 	if err != nil {
 		return "", fmt.Errorf("building the thin image of %s: %w", in.Job.Image, err)
