@@ -62,6 +62,12 @@
 //   - Decompression bombs: the uncompressed tar stream is counted as it streams and reading
 //     stops with ErrLimit once it exceeds Options.MaxUncompressedBytes (default 64 GiB; the
 //     CLI flag is --max-layer-bytes); the compressed blob may be at most 1/64 + 1 MiB more.
+//   - zstd windows: a zstd frame declares the window of history its decoder keeps in memory
+//     (up to 512 MiB from common encoders, terabytes by the format), whatever the blob
+//     holds: a few bytes can claim 512 MiB. A frame declaring more than
+//     Options.MaxZstdWindowBytes (default 128 MiB, the reference decoder's own default)
+//     fails at its header, before that memory is taken, with ErrLimit naming the declared
+//     window and the limit. The decoder runs on one goroutine in its low-memory mode.
 //   - Sparse files: archive/tar expands them, so a file is counted at its logical size,
 //     before it is created, against the same MaxUncompressedBytes (the sum of all files of
 //     the layer): a sparse file of 1 TiB fails at once instead of filling the disk.

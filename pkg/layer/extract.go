@@ -37,6 +37,9 @@ type Options struct {
 	MaxPathBytes int
 	// MaxPathDepth bounds the number of components of an entry's cleaned path.
 	MaxPathDepth int
+	// MaxZstdWindowBytes bounds the window a zstd frame may declare, which is the memory
+	// the decoder holds (values under 1 KiB, zstd's smallest window, count as 1 KiB).
+	MaxZstdWindowBytes int64
 }
 
 // Want is what the manifest promises about the layer.
@@ -116,7 +119,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 	}
 	r = &limitReader{r: r, max: blobMax, what: "the compressed blob is"}
 	br := bufio.NewReaderSize(io.TeeReader(ctxReader{ctx, r}, blob), 64<<10)
-	dr, kind, err := decompress(br)
+	dr, kind, err := decompress(br, lim.zstdWindow)
 	if err != nil {
 		return nil, fmt.Errorf("layer %s (%s): reading %s stream: %w", want.Digest, mediaType(want), kind, err)
 	}

@@ -18,7 +18,7 @@ var (
 	// way to a file). Nothing of it was written; see the package documentation.
 	ErrUnsafe = errors.New("unsafe layer entry")
 	// ErrLimit: the layer exceeds a limit of Options (uncompressed bytes, entries, path
-	// length or depth) or a fixed one (name component, symlink target, tar header size).
+	// length or depth, zstd window) or a fixed one (name component, symlink target, tar header size).
 	// The message names the limit and how to raise it where it can be raised.
 	ErrLimit = errors.New("layer limit exceeded")
 	// ErrMalformed: the blob matches its digest, so it is exactly what was published, yet it
@@ -41,6 +41,11 @@ const (
 	DefaultMaxPathBytes = 3840
 	// DefaultMaxPathDepth bounds the number of components of an entry's path.
 	DefaultMaxPathDepth = 1024
+	// DefaultMaxZstdWindowBytes (128 MiB) bounds the window of a zstd frame, i.e. the memory
+	// of its decoder. It is the reference decoder's own default (zstd -d refuses larger
+	// windows without --memory): layers of `zstd --long` or --ultra -22 decode, bombs
+	// declaring 512 MiB or more do not. Image tools write 8 MiB windows or less.
+	DefaultMaxZstdWindowBytes int64 = 128 << 20
 )
 
 // Fixed limits: the kernel's, or archive/tar's; not configurable.
@@ -53,7 +58,7 @@ const (
 
 // limits are the effective Options limits of one Extract call; a value < 0 means none.
 type limits struct {
-	bytes, entries, pathBytes, pathDepth int64
+	bytes, entries, pathBytes, pathDepth, zstdWindow int64
 }
 
 func newLimits(o Options) limits {
@@ -64,10 +69,11 @@ func newLimits(o Options) limits {
 		return v
 	}
 	return limits{
-		bytes:     pick(o.MaxUncompressedBytes, DefaultMaxUncompressedBytes),
-		entries:   pick(int64(o.MaxEntries), DefaultMaxEntries),
-		pathBytes: pick(int64(o.MaxPathBytes), DefaultMaxPathBytes),
-		pathDepth: pick(int64(o.MaxPathDepth), DefaultMaxPathDepth),
+		bytes:      pick(o.MaxUncompressedBytes, DefaultMaxUncompressedBytes),
+		entries:    pick(int64(o.MaxEntries), DefaultMaxEntries),
+		pathBytes:  pick(int64(o.MaxPathBytes), DefaultMaxPathBytes),
+		pathDepth:  pick(int64(o.MaxPathDepth), DefaultMaxPathDepth),
+		zstdWindow: pick(o.MaxZstdWindowBytes, DefaultMaxZstdWindowBytes),
 	}
 }
 

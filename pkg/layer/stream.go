@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 // ErrDigestMismatch is wrapped by Extract's error when the blob or its tar stream does not
@@ -107,7 +106,8 @@ var (
 
 // decompress picks the decoder by magic bytes: registries and tools mislabel media types
 // (gzip blobs under the plain tar type and the reverse are both seen in the wild).
-func decompress(br *bufio.Reader) (io.ReadCloser, string, error) {
+// maxWindow bounds the memory of the zstd decoder (see newZstdReader).
+func decompress(br *bufio.Reader, maxWindow int64) (io.ReadCloser, string, error) {
 	head, err := br.Peek(6)
 	if err != nil && err != io.EOF {
 		return nil, "", err
@@ -120,13 +120,11 @@ func decompress(br *bufio.Reader) (io.ReadCloser, string, error) {
 		}
 		return zr, "gzip", nil
 	case bytes.HasPrefix(head, magicZstd):
-		// One goroutine: reads stay synchronous, so draining br after an error cannot race
-		// with read-ahead, and memory stays bounded by the frame window.
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		zr, err := newZstdReader(br, maxWindow)
 		if err != nil {
 			return nil, "zstd", err
 		}
-		return zr.IOReadCloser(), "zstd", nil
+		return zr, "zstd", nil
 	case bytes.HasPrefix(head, magicBzip2):
 		return nil, "bzip2", errors.New("bzip2 layers are not supported")
 	case bytes.HasPrefix(head, magicXz):
