@@ -74,6 +74,8 @@
 //   - Entry count: more than Options.MaxEntries entries (default 5,000,000) fails, ErrLimit.
 //   - A tar that archive/tar cannot read: if the blob does not match its digest the error
 //     wraps ErrDigestMismatch (a bad download, worth a retry), otherwise ErrMalformed.
+//   - A blob that matches its digest but whose tar stream does not match the config's
+//     diff_id: ErrMalformed (the image is inconsistent; the download was fine).
 //
 // ErrUnsafe, ErrLimit and ErrMalformed are permanent (the same blob fails the same way
 // every time); only ErrDigestMismatch and I/O errors are worth retrying.

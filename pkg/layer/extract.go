@@ -145,7 +145,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 			// disagrees, and call it malformed (permanent) if the digest agrees.
 			dr.Close()
 			if _, derr := io.Copy(io.Discard, br); derr == nil {
-				if cerr := blob.check(want.Digest, "compressed digest", want.Digest); cerr != nil {
+				if cerr := blob.check(want.Digest); cerr != nil {
 					return nil, fmt.Errorf("%w (%v)", cerr, err)
 				}
 				return nil, malformed(err)
@@ -159,7 +159,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 		err = fmt.Errorf("layer %s (%s, %s): reading after the tar end: %w", want.Digest, mediaType(want), kind, err)
 		if !permanent(err) && ctx.Err() == nil {
 			if _, derr := io.Copy(io.Discard, br); derr == nil {
-				if cerr := blob.check(want.Digest, "compressed digest", want.Digest); cerr != nil {
+				if cerr := blob.check(want.Digest); cerr != nil {
 					return nil, fmt.Errorf("%w (%v)", cerr, err)
 				}
 				return nil, malformed(err)
@@ -177,11 +177,13 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 		}
 		return nil, fmt.Errorf("layer %s: size mismatch: expected %d bytes, got %s", want.Digest, want.Size, got)
 	}
-	if err := blob.check(want.Digest, "compressed digest", want.Digest); err != nil {
+	if err := blob.check(want.Digest); err != nil {
 		return nil, err
 	}
-	if err := diff.check(want.Digest, "diff_id", want.DiffID); err != nil {
-		return nil, err
+	if got := diff.digest(); want.DiffID != "" && got != want.DiffID {
+		// The bytes are exactly the published blob: the config contradicts its own layer.
+		return nil, fmt.Errorf("layer %s: diff_id mismatch: the image config expects %s, the layer's tar stream is %s: %w: the blob matches its digest, so the image is inconsistent and a retry cannot help",
+			want.Digest, want.DiffID, got, ErrMalformed)
 	}
 	x.meta.ImplicitDirs = sortedKeys(x.implicit)
 	if err := x.finishDirs(); err != nil {

@@ -22,7 +22,8 @@ var (
 	// The message names the limit and how to raise it where it can be raised.
 	ErrLimit = errors.New("layer limit exceeded")
 	// ErrMalformed: the blob matches its digest, so it is exactly what was published, yet it
-	// is not a readable tar (or compressed tar) stream.
+	// is not a readable tar (or compressed tar) stream, or it contradicts the image config
+	// (its tar stream does not hash to the config's diff_id).
 	ErrMalformed = errors.New("malformed layer")
 )
 

@@ -16,8 +16,10 @@ import (
 	"github.com/klauspost/compress/gzip"
 )
 
-// ErrDigestMismatch is wrapped by Extract's error when the blob or its tar stream does not
-// hash to what the manifest promised; callers may retry the download on it.
+// ErrDigestMismatch is wrapped by Extract's error when the blob does not hash to the digest
+// the manifest promised: bytes lost or changed on the way, so callers may retry the download.
+// (A blob that matches while its tar stream does not match the config's diff_id is
+// ErrMalformed instead: the image itself is inconsistent.)
 var ErrDigestMismatch = errors.New("digest mismatch")
 
 // digester hashes and counts what flows through it. It is the io.Writer side of an
@@ -57,13 +59,10 @@ func (d *digester) Write(p []byte) (int, error) {
 
 func (d *digester) digest() string { return d.algo + ":" + hex.EncodeToString(d.h.Sum(nil)) }
 
-// check compares with want (skipped when want is empty); what names the digest in the error.
-func (d *digester) check(layer, what, want string) error {
-	if want == "" {
-		return nil
-	}
+// check compares with want, the layer digest (which also names the layer in the error).
+func (d *digester) check(want string) error {
 	if got := d.digest(); got != want {
-		return fmt.Errorf("layer %s: %s %w: expected %s, got %s", layer, what, ErrDigestMismatch, want, got)
+		return fmt.Errorf("layer %s: compressed digest %w: expected %s, got %s", want, ErrDigestMismatch, want, got)
 	}
 	return nil
 }

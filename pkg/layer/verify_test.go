@@ -24,20 +24,22 @@ func TestVerification(t *testing.T) {
 		name     string
 		blob     []byte
 		want     Want
-		mismatch bool     // errors.Is(err, ErrDigestMismatch)
+		sentinel error    // the one of ErrDigestMismatch, ErrMalformed, ErrLimit, ErrUnsafe wrapped; nil: none
 		contains []string // in the message
 	}{
-		{name: "compressed digest", blob: blob, want: Want{Digest: zeros, DiffID: sha(raw)}, mismatch: true,
+		{name: "compressed digest", blob: blob, want: Want{Digest: zeros, DiffID: sha(raw)}, sentinel: ErrDigestMismatch,
 			contains: []string{"layer " + zeros, "compressed digest", "expected " + zeros, "got " + sha(blob)}},
-		{name: "diff_id", blob: blob, want: Want{Digest: sha(blob), DiffID: zeros}, mismatch: true,
-			contains: []string{"layer " + sha(blob), "diff_id", "expected " + zeros, "got " + sha(raw)}},
-		{name: "corrupt download", blob: corrupt, want: Want{Digest: sha(blob), DiffID: sha(raw), MediaType: mt}, mismatch: true,
+		// The blob is what was published, its tar stream is not what the config says: the
+		// image is inconsistent, and a retry would download the same bytes again.
+		{name: "diff_id", blob: blob, want: Want{Digest: sha(blob), DiffID: zeros}, sentinel: ErrMalformed,
+			contains: []string{"layer " + sha(blob), "diff_id mismatch", "config expects " + zeros, "tar stream is " + sha(raw), "a retry cannot help"}},
+		{name: "corrupt download", blob: corrupt, want: Want{Digest: sha(blob), DiffID: sha(raw), MediaType: mt}, sentinel: ErrDigestMismatch,
 			contains: []string{"compressed digest", "got " + sha(corrupt), mt}},
-		{name: "corrupt zstd", blob: zcorrupt, want: Want{Digest: sha(zblob), DiffID: sha(raw)}, mismatch: true,
+		{name: "corrupt zstd", blob: zcorrupt, want: Want{Digest: sha(zblob), DiffID: sha(raw)}, sentinel: ErrDigestMismatch,
 			contains: []string{"compressed digest", "got " + sha(zcorrupt)}},
 		{name: "size", blob: blob, want: Want{Digest: sha(blob), Size: int64(len(blob)) + 1},
 			contains: []string{"size mismatch"}},
-		{name: "truncated", blob: blob[:len(blob)-10], want: Want{Digest: sha(blob), MediaType: mt}, mismatch: true,
+		{name: "truncated", blob: blob[:len(blob)-10], want: Want{Digest: sha(blob), MediaType: mt}, sentinel: ErrDigestMismatch,
 			contains: []string{mt, "compressed digest"}},
 		{name: "no digest", blob: blob, want: Want{}, contains: []string{"no layer digest"}},
 		{name: "malformed digest", blob: blob, want: Want{Digest: "sha256:abc"}, contains: []string{"malformed digest"}},
@@ -51,8 +53,10 @@ func TestVerification(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if got := errors.Is(err, ErrDigestMismatch); got != c.mismatch {
-				t.Errorf("errors.Is(ErrDigestMismatch) = %v: %v", got, err)
+			for _, s := range []error{ErrDigestMismatch, ErrMalformed, ErrLimit, ErrUnsafe} {
+				if got := errors.Is(err, s); got != (s == c.sentinel) {
+					t.Errorf("errors.Is(%v) = %v: %v", s, got, err)
+				}
 			}
 			for _, s := range c.contains {
 				if !strings.Contains(err.Error(), s) {
