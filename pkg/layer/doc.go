@@ -59,6 +59,13 @@
 //     bytes (NAME_MAX, fixed).
 //   - Huge PAX or GNU long-name headers: archive/tar refuses any over 1 MiB; the layer fails
 //     with ErrLimit (fixed, not configurable).
+//   - Blob size: Want.Size, the descriptor's size, is required: 0 (what a descriptor
+//     without a size decodes to) or less fails, ErrMalformed, before anything is read, as
+//     no compressed layer is empty and the bound would be lost. The blob is read to exactly
+//     that size: one byte more fails at once (an endless stream stops there; retryable, as
+//     it cannot be told from a bad download without reading on), and one that ends short
+//     fails at its end, with ErrDigestMismatch if the bytes read do not match the digest
+//     and ErrMalformed (the manifest is wrong) if they do.
 //   - Decompression bombs: the uncompressed tar stream is counted as it streams and reading
 //     stops with ErrLimit once it exceeds Options.MaxUncompressedBytes (default 64 GiB; the
 //     CLI flag is --max-layer-bytes); the compressed blob may be at most 1/64 + 1 MiB more.

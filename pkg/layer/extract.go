@@ -47,8 +47,10 @@ type Want struct {
 	Digest    string // compressed blob digest, "sha256:<hex>"; required
 	DiffID    string // uncompressed tar digest from the image config; "" = not checked
 	MediaType string // only used in messages: the format is detected from the bytes
-	// Size is the blob size from the descriptor; 0 = not checked. When set, reading stops
-	// after Size+1 bytes, so an endless or oversized stream cannot run on.
+	// Size is the blob size from the descriptor; required (> 0: no compressed layer is
+	// empty, and 0 is what a descriptor without a size decodes to). Exactly Size bytes are
+	// read: one more fails at once, so an endless or oversized stream cannot run on, and
+	// a blob that ends short fails at its end.
 	Size int64
 }
 
@@ -89,6 +91,10 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: diff_id: %w", want.Digest, err)
 	}
+	if want.Size <= 0 {
+		return nil, fmt.Errorf("layer %s: %w: the manifest's descriptor gives size %d, but no compressed layer is empty: the manifest is wrong",
+			want.Digest, ErrMalformed, want.Size)
+	}
 	format := opts.Whiteouts
 	if format == "" {
 		format = DefaultWhiteouts(dir)
@@ -108,23 +114,21 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 	}
 	defer unix.Close(rootFd)
 
-	if want.Size > 0 {
-		r = io.LimitReader(r, want.Size+1)
-	}
+	r = &limitReader{r: r, max: want.Size, err: fmt.Errorf("the blob is longer than the %d bytes its descriptor gives", want.Size)}
 	lim := newLimits(opts)
 	blobMax := int64(-1)
 	if lim.bytes >= 0 {
 		// Compression never grows data by more than a few bytes per 64 KiB block.
 		blobMax = lim.bytes + lim.bytes/64 + 1<<20
 	}
-	r = &limitReader{r: r, max: blobMax, what: "the compressed blob is"}
+	r = &limitReader{r: r, max: blobMax, err: bytesLimitError("the compressed blob is", blobMax)}
 	br := bufio.NewReaderSize(io.TeeReader(ctxReader{ctx, r}, blob), 64<<10)
 	dr, kind, err := decompress(br, lim.zstdWindow)
 	if err != nil {
 		return nil, fmt.Errorf("layer %s (%s): reading %s stream: %w", want.Digest, mediaType(want), kind, err)
 	}
 	defer dr.Close()
-	tarStream := &errReader{r: io.TeeReader(&limitReader{r: dr, max: lim.bytes, what: "the uncompressed tar stream is"}, diff)}
+	tarStream := &errReader{r: io.TeeReader(&limitReader{r: dr, max: lim.bytes, err: bytesLimitError("the uncompressed tar stream is", lim.bytes)}, diff)}
 
 	x := &extractor{
 		root:      rootFd,
@@ -170,15 +174,15 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return nil, fmt.Errorf("layer %s: reading the rest of the blob: %w", want.Digest, err)
 	}
-	if want.Size > 0 && blob.n != want.Size {
-		got := fmt.Sprint(blob.n)
-		if blob.n > want.Size {
-			got = "more" // reading stopped at Size+1
-		}
-		return nil, fmt.Errorf("layer %s: size mismatch: expected %d bytes, got %s", want.Digest, want.Size, got)
-	}
 	if err := blob.check(want.Digest); err != nil {
+		if blob.n < want.Size {
+			return nil, fmt.Errorf("%w (the blob ended after %d of the %d bytes its descriptor gives)", err, blob.n, want.Size)
+		}
 		return nil, err
+	}
+	if blob.n < want.Size { // never more: the limitReader stops at Size
+		return nil, fmt.Errorf("layer %s: %w: the blob matches its digest but is %d bytes, while the manifest's descriptor gives %d: the manifest is wrong",
+			want.Digest, ErrMalformed, blob.n, want.Size)
 	}
 	if got := diff.digest(); want.DiffID != "" && got != want.DiffID {
 		// The bytes are exactly the published blob: the config contradicts its own layer.

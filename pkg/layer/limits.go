@@ -87,13 +87,14 @@ func bytesLimitError(what string, limit int64) error {
 		ErrLimit, what, limit)
 }
 
-// limitReader returns an ErrLimit error, instead of data, once more than max bytes have
-// been read: a decompression bomb stops after max bytes, not when the disk is full.
+// limitReader returns err, instead of data, once more than max bytes have been read (a
+// negative max is no limit): a decompression bomb stops after max bytes, not when the disk
+// is full, and an endless blob after the size its descriptor gives.
 type limitReader struct {
-	r    io.Reader
-	n    int64
-	max  int64
-	what string // "the uncompressed tar stream is", for the message
+	r   io.Reader
+	n   int64
+	max int64
+	err error
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
@@ -103,7 +104,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 		return n, err
 	}
 	if l.n > l.max {
-		return 0, bytesLimitError(l.what, l.max)
+		return 0, l.err
 	}
 	if room := l.max - l.n + 1; int64(len(p)) > room {
 		p = p[:room] // one byte more than allowed tells "exactly max" from "more"
@@ -111,7 +112,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	l.n += int64(n)
 	if l.n > l.max {
-		return n - int(l.n-l.max), bytesLimitError(l.what, l.max)
+		return n - int(l.n-l.max), l.err
 	}
 	return n, err
 }

@@ -62,7 +62,7 @@ func (d *digester) digest() string { return d.algo + ":" + hex.EncodeToString(d.
 // check compares with want, the layer digest (which also names the layer in the error).
 func (d *digester) check(want string) error {
 	if got := d.digest(); got != want {
-		return fmt.Errorf("layer %s: compressed digest %w: expected %s, got %s", want, ErrDigestMismatch, want, got)
+		return fmt.Errorf("layer %s: compressed %w: expected %s, got %s", want, ErrDigestMismatch, want, got)
 	}
 	return nil
 }
