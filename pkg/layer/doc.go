@@ -49,6 +49,11 @@
 //     form is used); all block devices and every other character device (including 0/0,
 //     which overlayfs would take for a whiteout) are skipped and recorded in Meta.Skipped,
 //     as the store is read on other hosts where such a node would open the raw device.
+//     In the image such a node still replaces what the lower layers have at its path, so
+//     its path is also listed in Meta.Dropped and the flattener removes the lower entry
+//     there, as for a whiteout; what this layer put there before goes at once, and a hard
+//     link to a dropped node is dropped too. The listed paths may add up to 16 MiB
+//     (fixed), more fails with ErrLimit.
 //   - xattrs from PAX SCHILY.xattr records are applied best effort, except the
 //     trusted.overlay.* namespace (opaque, redirect, metacopy…), which only this package's
 //     own whiteout handling sets: those are dropped and recorded in Meta.Skipped.

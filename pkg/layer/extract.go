@@ -68,11 +68,13 @@ type extractor struct {
 	lim    limits
 	files  int64 // sum of the sizes of the regular files written, sparse ones expanded
 
-	dirs      map[string]dirAttrs // directory metadata applied at the end
-	whiteouts map[string]struct{} // overlay whiteout devices made by this layer
-	linkPaths map[string]struct{} // paths recorded in meta.Links
-	implicit  map[string]struct{} // parents made without an entry of their own
-	badTar    bool                // the tar stream itself was malformed
+	dirs         map[string]dirAttrs // directory metadata applied at the end
+	whiteouts    map[string]struct{} // overlay whiteout devices made by this layer
+	linkPaths    map[string]struct{} // paths recorded in meta.Links
+	implicit     map[string]struct{} // parents made without an entry of their own
+	dropped      map[string]struct{} // paths of entries not kept, for meta.Dropped
+	droppedBytes int
+	badTar       bool // the tar stream itself was malformed
 }
 
 // Extract reads the compressed blob r (gzip, zstd or plain tar, detected by magic bytes),
@@ -141,6 +143,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 		whiteouts: map[string]struct{}{},
 		linkPaths: map[string]struct{}{},
 		implicit:  map[string]struct{}{},
+		dropped:   map[string]struct{}{},
 	}
 	if err := x.run(ctx, tar.NewReader(tarStream)); err != nil {
 		err = fmt.Errorf("layer %s (%s, %s): %w", want.Digest, mediaType(want), kind, err)
@@ -190,6 +193,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 			want.Digest, want.DiffID, got, ErrMalformed)
 	}
 	x.meta.ImplicitDirs = sortedKeys(x.implicit)
+	x.meta.Dropped = sortedKeys(x.dropped)
 	if err := x.finishDirs(); err != nil {
 		return nil, fmt.Errorf("layer %s: %w", want.Digest, err)
 	}
@@ -260,6 +264,7 @@ func (x *extractor) entry(hdr *tar.Header, data io.Reader) error {
 		x.skip(rel, "aufs metadata")
 		return nil
 	}
+	x.undrop(rel)
 	dirRel, base := splitRel(rel)
 	if strings.HasPrefix(base, whPrefix) {
 		if x.format == WhiteoutOverlay {
