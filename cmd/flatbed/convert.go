@@ -136,19 +136,16 @@ func convert(ctx context.Context, g *globals, o *convertOpts, wl *wishlist.Wishl
 		return &exitError{exitNoPassword, err}
 	}
 	if g.notification != "" {
-		lines, err := notification.Open(g.notification)
-		if err != nil {
+		// Not ":=": the deferred end line must see the named return err, not a shadow of it.
+		var lines *notification.File
+		if lines, err = notification.Open(g.notification); err != nil {
 			return err
 		}
 		started := time.Now()
 		_ = lines.Write(ctx, map[string]string{notification.FieldAction: notification.ActionStartDucc})
 		defer func() {
-			status := notification.StatusOK
-			if err != nil {
-				status = notification.StatusError
-			}
-			_ = lines.Write(context.WithoutCancel(ctx), map[string]string{notification.FieldAction: notification.ActionEndDucc,
-				notification.FieldStatus: status, notification.FieldElapsed: fmt.Sprintf("%f", time.Since(started).Seconds())})
+			end := notification.Line{notification.FieldAction: notification.ActionEndDucc}.Elapsed(started).Status(err)
+			_ = lines.Write(context.WithoutCancel(ctx), end)
 			lines.Close()
 		}()
 	}

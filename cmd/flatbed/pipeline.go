@@ -58,18 +58,26 @@ func startPipeline(ctx context.Context, g *globals, services []string, listen st
 			}
 			fmt.Sscan(ps, &port)
 		}
+		lock, err := lockStateDir(g.stateDir) // one embedded server per state directory
+		if err != nil {
+			return nil, err
+		}
+		p.closers = append(p.closers, lock.release)
 		dir := filepath.Join(g.stateDir, "jetstream")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
+			p.close()
 			return nil, fmt.Errorf("creating the state directory: %w", err)
 		}
 		ns, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: dir, Port: port, Logger: g.log})
 		if err != nil {
+			p.close()
 			return nil, err
 		}
 		p.embedded = ns
 		p.closers = append(p.closers, ns.Shutdown)
 		connect = ns.Connect
 		if u := ns.URL(); u != "" {
+			lock.listening(u)
 			g.log.Info("embedded NATS listening", "url", u, "state", dir)
 		}
 	}

@@ -1,6 +1,7 @@
 package flatten
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -14,15 +15,18 @@ const dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLO
 // noOpenat2 is set once the kernel said it has no openat2 (before Linux 5.6).
 var noOpenat2 atomic.Bool
 
+// errInvalidPath is wrapped by splitRel's error.
+var errInvalidPath = errors.New("invalid path")
+
 // splitRel checks a slash-separated path relative to the image root and returns its parent
 // and last component. Paths come from layer metadata, so ".." and empty parts are refused.
 func splitRel(rel string) (parent, base string, err error) {
 	if rel == "" || strings.HasPrefix(rel, "/") {
-		return "", "", fmt.Errorf("invalid path %q", rel)
+		return "", "", fmt.Errorf("%w %q", errInvalidPath, rel)
 	}
 	for _, c := range strings.Split(rel, "/") {
 		if c == "" || c == "." || c == ".." {
-			return "", "", fmt.Errorf("invalid path %q", rel)
+			return "", "", fmt.Errorf("%w %q", errInvalidPath, rel)
 		}
 	}
 	if i := strings.LastIndexByte(rel, '/'); i >= 0 {

@@ -15,7 +15,7 @@ import (
 // Layer is one unpacked layer as the store keeps it.
 type Layer struct {
 	FS   string      // the layer's layerfs directory
-	Meta *layer.Meta // whiteout format and hard links to earlier layers
+	Meta *layer.Meta // whiteout format, hard links to earlier layers, entries not kept
 }
 
 // Options tune Build.
@@ -33,7 +33,7 @@ type Stats struct {
 	Hardlinks int64 // hard links made, within a layer and from Meta.Links
 	Devices   int64 // device nodes and fifos
 	Whiteouts int64 // whiteouts and opaque markers applied
-	Skipped   int64 // entries that could not be reproduced (devices when not root, sockets)
+	Skipped   int64 // entries that could not be reproduced (devices when not root, sockets, layer.Meta.Dropped)
 	Bytes     int64 // bytes of regular-file content copied
 }
 
@@ -124,6 +124,9 @@ func (b *builder) applyLayer(l Layer) error {
 		return fmt.Errorf("layer %s: opening %s: %w", name, l.FS, err)
 	}
 	defer unix.Close(src)
+	if err := b.removeDropped(l); err != nil {
+		return err
+	}
 
 	a := &applier{b: b, l: l, name: name, inodes: map[inode]string{}, keep: st.name, implicit: map[string]bool{}}
 	for _, p := range l.Meta.ImplicitDirs {

@@ -51,6 +51,10 @@ func TestBuildErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}
+			// Caller and store problems are not the image's.
+			if errors.Is(err, ErrMalformed) {
+				t.Errorf("error %v is ErrMalformed", err)
+			}
 		})
 	}
 	t.Run("canceled is errors.Is", func(t *testing.T) {

@@ -2,6 +2,7 @@ package flatten
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,8 +72,10 @@ func TestMetaLinks(t *testing.T) {
 	})
 }
 
+// A cross-layer hard link the lower layers cannot satisfy makes the image unflattenable,
+// whatever is retried: the error wraps ErrMalformed, which is also a layer.ErrMalformed.
 func TestMetaLinkErrors(t *testing.T) {
-	l1 := newLayerFS(t, layer.WhiteoutOCI).file("a", "a", 0o644).symlink("sl", "/")
+	l1 := newLayerFS(t, layer.WhiteoutOCI).file("a", "a", 0o644).symlink("sl", "/").dir("d/sub", 0o755)
 	for _, tc := range []struct {
 		name string
 		link layer.Link
@@ -80,8 +83,12 @@ func TestMetaLinkErrors(t *testing.T) {
 	}{
 		{"missing target", layer.Link{Path: "b", Target: "missing"}, "does not exist"},
 		{"target through symlink", layer.Link{Path: "b", Target: "sl/etc/passwd"}, "does not exist"},
+		{"target below a file", layer.Link{Path: "b", Target: "a/x"}, "does not exist"},
+		{"directory target", layer.Link{Path: "b", Target: "d"}, "the target is a directory"},
 		{"path through symlink", layer.Link{Path: "sl/tmp/evil", Target: "a"}, "sl/tmp/evil"},
+		{"path below a file", layer.Link{Path: "a/evil", Target: "a"}, "not a directory"},
 		{"escaping path", layer.Link{Path: "../evil", Target: "a"}, "invalid path"},
+		{"escaping target", layer.Link{Path: "b", Target: "../a"}, "invalid path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := filepath.Join(t.TempDir(), "flat")
@@ -93,10 +100,13 @@ func TestMetaLinkErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("Build succeeded, want error")
 			}
-			for _, s := range []string{"sha256:l2", tc.link.Path, tc.link.Target, tc.want} {
+			for _, s := range []string{"sha256:l2", tc.link.Path, tc.link.Target, tc.want, "image cannot be flattened"} {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("error %q does not mention %q", err, s)
 				}
+			}
+			if !errors.Is(err, ErrMalformed) || !errors.Is(err, layer.ErrMalformed) {
+				t.Errorf("error %q: errors.Is ErrMalformed %v, layer.ErrMalformed %v, want both", err, errors.Is(err, ErrMalformed), errors.Is(err, layer.ErrMalformed))
 			}
 		})
 	}

@@ -46,15 +46,34 @@ func (b *builder) stashLinks(l Layer) (*stash, error) {
 			s.pins[i] = s.pins[j]
 			continue
 		}
-		if err := linkBeneath(b.root, ln.Target, dir, strconv.Itoa(i)); err != nil {
-			if isNotExist(err) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
-				err = errors.New("target does not exist in the lower layers")
-			}
+		if err := pin(b.root, ln.Target, dir, strconv.Itoa(i)); err != nil {
 			_ = s.discard(b)
 			return nil, fmt.Errorf("layer %s: hard link %s -> %s: %w", layerName(l), ln.Path, ln.Target, err)
 		}
 	}
 	return s, nil
+}
+
+// pin hard-links the file the lower layers left at target into dir as name. A target that
+// is missing (also below a symlink or a file) or a directory is the image's fault.
+func pin(root int, target string, dir int, name string) error {
+	p, base, err := openParent(root, target)
+	var st unix.Stat_t
+	if err == nil {
+		defer unix.Close(p)
+		err = unix.Fstatat(p, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	switch {
+	case errors.Is(err, errInvalidPath):
+		return unreachable(err)
+	case isUnreachable(err):
+		return fmt.Errorf("%w: the target does not exist in the lower layers (nor is any symlink on its way followed)", ErrMalformed)
+	case err != nil:
+		return err
+	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		return fmt.Errorf("%w: the target is a directory in the lower layers (directories cannot be hard-linked)", ErrMalformed)
+	}
+	return unix.Linkat(p, base, dir, name, 0)
 }
 
 // earlierLink returns the index of the last link whose path is target, or -1.
@@ -92,7 +111,7 @@ func (s *stash) link(b *builder, l Layer) error {
 func linkFromStash(root, dir int, pin, path string) error {
 	p, base, err := openParent(root, path)
 	if err != nil {
-		return err
+		return unreachable(err)
 	}
 	defer unix.Close(p)
 	if err := removeAt(p, base); err != nil {

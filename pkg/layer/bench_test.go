@@ -26,7 +26,8 @@ func genLayer(b *testing.B, path string) (want Want, rawSize int64) {
 	}
 	defer f.Close()
 	blobH, diffH := sha256.New(), sha256.New()
-	zw, _ := gzip.NewWriterLevel(io.MultiWriter(f, blobH), gzip.BestSpeed)
+	bw := &countWriter{w: io.MultiWriter(f, blobH)}
+	zw, _ := gzip.NewWriterLevel(bw, gzip.BestSpeed)
 	cw := &countWriter{w: io.MultiWriter(zw, diffH)}
 	tw := tar.NewWriter(cw)
 	rng := rand.NewChaCha8([32]byte{1})
@@ -52,7 +53,7 @@ func genLayer(b *testing.B, path string) (want Want, rawSize int64) {
 	if err := zw.Close(); err != nil {
 		b.Fatal(err)
 	}
-	return Want{Digest: digestString(blobH), DiffID: digestString(diffH)}, cw.n
+	return Want{Digest: digestString(blobH), DiffID: digestString(diffH), Size: bw.n}, cw.n
 }
 
 type countWriter struct {

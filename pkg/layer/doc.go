@@ -49,6 +49,11 @@
 //     form is used); all block devices and every other character device (including 0/0,
 //     which overlayfs would take for a whiteout) are skipped and recorded in Meta.Skipped,
 //     as the store is read on other hosts where such a node would open the raw device.
+//     In the image such a node still replaces what the lower layers have at its path, so
+//     its path is also listed in Meta.Dropped and the flattener removes the lower entry
+//     there, as for a whiteout; what this layer put there before goes at once, and a hard
+//     link to a dropped node is dropped too. The listed paths may add up to 16 MiB
+//     (fixed), more fails with ErrLimit.
 //   - xattrs from PAX SCHILY.xattr records are applied best effort, except the
 //     trusted.overlay.* namespace (opaque, redirect, metacopy…), which only this package's
 //     own whiteout handling sets: those are dropped and recorded in Meta.Skipped.
@@ -59,15 +64,30 @@
 //     bytes (NAME_MAX, fixed).
 //   - Huge PAX or GNU long-name headers: archive/tar refuses any over 1 MiB; the layer fails
 //     with ErrLimit (fixed, not configurable).
+//   - Blob size: Want.Size, the descriptor's size, is required: 0 (what a descriptor
+//     without a size decodes to) or less fails, ErrMalformed, before anything is read, as
+//     no compressed layer is empty and the bound would be lost. The blob is read to exactly
+//     that size: one byte more fails at once (an endless stream stops there; retryable, as
+//     it cannot be told from a bad download without reading on), and one that ends short
+//     fails at its end, with ErrDigestMismatch if the bytes read do not match the digest
+//     and ErrMalformed (the manifest is wrong) if they do.
 //   - Decompression bombs: the uncompressed tar stream is counted as it streams and reading
 //     stops with ErrLimit once it exceeds Options.MaxUncompressedBytes (default 64 GiB; the
 //     CLI flag is --max-layer-bytes); the compressed blob may be at most 1/64 + 1 MiB more.
+//   - zstd windows: a zstd frame declares the window of history its decoder keeps in memory
+//     (up to 512 MiB from common encoders, terabytes by the format), whatever the blob
+//     holds: a few bytes can claim 512 MiB. A frame declaring more than
+//     Options.MaxZstdWindowBytes (default 128 MiB, the reference decoder's own default)
+//     fails at its header, before that memory is taken, with ErrLimit naming the declared
+//     window and the limit. The decoder runs on one goroutine in its low-memory mode.
 //   - Sparse files: archive/tar expands them, so a file is counted at its logical size,
 //     before it is created, against the same MaxUncompressedBytes (the sum of all files of
 //     the layer): a sparse file of 1 TiB fails at once instead of filling the disk.
 //   - Entry count: more than Options.MaxEntries entries (default 5,000,000) fails, ErrLimit.
 //   - A tar that archive/tar cannot read: if the blob does not match its digest the error
 //     wraps ErrDigestMismatch (a bad download, worth a retry), otherwise ErrMalformed.
+//   - A blob that matches its digest but whose tar stream does not match the config's
+//     diff_id: ErrMalformed (the image is inconsistent; the download was fine).
 //
 // ErrUnsafe, ErrLimit and ErrMalformed are permanent (the same blob fails the same way
 // every time); only ErrDigestMismatch and I/O errors are worth retrying.

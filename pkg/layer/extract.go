@@ -37,6 +37,9 @@ type Options struct {
 	MaxPathBytes int
 	// MaxPathDepth bounds the number of components of an entry's cleaned path.
 	MaxPathDepth int
+	// MaxZstdWindowBytes bounds the window a zstd frame may declare, which is the memory
+	// the decoder holds (values under 1 KiB, zstd's smallest window, count as 1 KiB).
+	MaxZstdWindowBytes int64
 }
 
 // Want is what the manifest promises about the layer.
@@ -44,8 +47,10 @@ type Want struct {
 	Digest    string // compressed blob digest, "sha256:<hex>"; required
 	DiffID    string // uncompressed tar digest from the image config; "" = not checked
 	MediaType string // only used in messages: the format is detected from the bytes
-	// Size is the blob size from the descriptor; 0 = not checked. When set, reading stops
-	// after Size+1 bytes, so an endless or oversized stream cannot run on.
+	// Size is the blob size from the descriptor; required (> 0: no compressed layer is
+	// empty, and 0 is what a descriptor without a size decodes to). Exactly Size bytes are
+	// read: one more fails at once, so an endless or oversized stream cannot run on, and
+	// a blob that ends short fails at its end.
 	Size int64
 }
 
@@ -63,11 +68,13 @@ type extractor struct {
 	lim    limits
 	files  int64 // sum of the sizes of the regular files written, sparse ones expanded
 
-	dirs      map[string]dirAttrs // directory metadata applied at the end
-	whiteouts map[string]struct{} // overlay whiteout devices made by this layer
-	linkPaths map[string]struct{} // paths recorded in meta.Links
-	implicit  map[string]struct{} // parents made without an entry of their own
-	badTar    bool                // the tar stream itself was malformed
+	dirs         map[string]dirAttrs // directory metadata applied at the end
+	whiteouts    map[string]struct{} // overlay whiteout devices made by this layer
+	linkPaths    map[string]struct{} // paths recorded in meta.Links
+	implicit     map[string]struct{} // parents made without an entry of their own
+	dropped      map[string]struct{} // paths of entries not kept, for meta.Dropped
+	droppedBytes int
+	badTar       bool // the tar stream itself was malformed
 }
 
 // Extract reads the compressed blob r (gzip, zstd or plain tar, detected by magic bytes),
@@ -85,6 +92,10 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 	diff, err := newDigester(want.DiffID)
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: diff_id: %w", want.Digest, err)
+	}
+	if want.Size <= 0 {
+		return nil, fmt.Errorf("layer %s: %w: the manifest's descriptor gives size %d, but no compressed layer is empty: the manifest is wrong",
+			want.Digest, ErrMalformed, want.Size)
 	}
 	format := opts.Whiteouts
 	if format == "" {
@@ -105,23 +116,21 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 	}
 	defer unix.Close(rootFd)
 
-	if want.Size > 0 {
-		r = io.LimitReader(r, want.Size+1)
-	}
+	r = &limitReader{r: r, max: want.Size, err: fmt.Errorf("the blob is longer than the %d bytes its descriptor gives", want.Size)}
 	lim := newLimits(opts)
 	blobMax := int64(-1)
 	if lim.bytes >= 0 {
 		// Compression never grows data by more than a few bytes per 64 KiB block.
 		blobMax = lim.bytes + lim.bytes/64 + 1<<20
 	}
-	r = &limitReader{r: r, max: blobMax, what: "the compressed blob is"}
+	r = &limitReader{r: r, max: blobMax, err: bytesLimitError("the compressed blob is", blobMax)}
 	br := bufio.NewReaderSize(io.TeeReader(ctxReader{ctx, r}, blob), 64<<10)
-	dr, kind, err := decompress(br)
+	dr, kind, err := decompress(br, lim.zstdWindow)
 	if err != nil {
 		return nil, fmt.Errorf("layer %s (%s): reading %s stream: %w", want.Digest, mediaType(want), kind, err)
 	}
 	defer dr.Close()
-	tarStream := &errReader{r: io.TeeReader(&limitReader{r: dr, max: lim.bytes, what: "the uncompressed tar stream is"}, diff)}
+	tarStream := &errReader{r: io.TeeReader(&limitReader{r: dr, max: lim.bytes, err: bytesLimitError("the uncompressed tar stream is", lim.bytes)}, diff)}
 
 	x := &extractor{
 		root:      rootFd,
@@ -134,6 +143,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 		whiteouts: map[string]struct{}{},
 		linkPaths: map[string]struct{}{},
 		implicit:  map[string]struct{}{},
+		dropped:   map[string]struct{}{},
 	}
 	if err := x.run(ctx, tar.NewReader(tarStream)); err != nil {
 		err = fmt.Errorf("layer %s (%s, %s): %w", want.Digest, mediaType(want), kind, err)
@@ -142,7 +152,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 			// disagrees, and call it malformed (permanent) if the digest agrees.
 			dr.Close()
 			if _, derr := io.Copy(io.Discard, br); derr == nil {
-				if cerr := blob.check(want.Digest, "compressed digest", want.Digest); cerr != nil {
+				if cerr := blob.check(want.Digest); cerr != nil {
 					return nil, fmt.Errorf("%w (%v)", cerr, err)
 				}
 				return nil, malformed(err)
@@ -156,7 +166,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 		err = fmt.Errorf("layer %s (%s, %s): reading after the tar end: %w", want.Digest, mediaType(want), kind, err)
 		if !permanent(err) && ctx.Err() == nil {
 			if _, derr := io.Copy(io.Discard, br); derr == nil {
-				if cerr := blob.check(want.Digest, "compressed digest", want.Digest); cerr != nil {
+				if cerr := blob.check(want.Digest); cerr != nil {
 					return nil, fmt.Errorf("%w (%v)", cerr, err)
 				}
 				return nil, malformed(err)
@@ -167,20 +177,23 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return nil, fmt.Errorf("layer %s: reading the rest of the blob: %w", want.Digest, err)
 	}
-	if want.Size > 0 && blob.n != want.Size {
-		got := fmt.Sprint(blob.n)
-		if blob.n > want.Size {
-			got = "more" // reading stopped at Size+1
+	if err := blob.check(want.Digest); err != nil {
+		if blob.n < want.Size {
+			return nil, fmt.Errorf("%w (the blob ended after %d of the %d bytes its descriptor gives)", err, blob.n, want.Size)
 		}
-		return nil, fmt.Errorf("layer %s: size mismatch: expected %d bytes, got %s", want.Digest, want.Size, got)
-	}
-	if err := blob.check(want.Digest, "compressed digest", want.Digest); err != nil {
 		return nil, err
 	}
-	if err := diff.check(want.Digest, "diff_id", want.DiffID); err != nil {
-		return nil, err
+	if blob.n < want.Size { // never more: the limitReader stops at Size
+		return nil, fmt.Errorf("layer %s: %w: the blob matches its digest but is %d bytes, while the manifest's descriptor gives %d: the manifest is wrong",
+			want.Digest, ErrMalformed, blob.n, want.Size)
+	}
+	if got := diff.digest(); want.DiffID != "" && got != want.DiffID {
+		// The bytes are exactly the published blob: the config contradicts its own layer.
+		return nil, fmt.Errorf("layer %s: diff_id mismatch: the image config expects %s, the layer's tar stream is %s: %w: the blob matches its digest, so the image is inconsistent and a retry cannot help",
+			want.Digest, want.DiffID, got, ErrMalformed)
 	}
 	x.meta.ImplicitDirs = sortedKeys(x.implicit)
+	x.meta.Dropped = sortedKeys(x.dropped)
 	if err := x.finishDirs(); err != nil {
 		return nil, fmt.Errorf("layer %s: %w", want.Digest, err)
 	}
@@ -251,6 +264,7 @@ func (x *extractor) entry(hdr *tar.Header, data io.Reader) error {
 		x.skip(rel, "aufs metadata")
 		return nil
 	}
+	x.undrop(rel)
 	dirRel, base := splitRel(rel)
 	if strings.HasPrefix(base, whPrefix) {
 		if x.format == WhiteoutOverlay {

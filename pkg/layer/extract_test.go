@@ -64,7 +64,7 @@ func TestTarPaddingIsHashed(t *testing.T) {
 	raw := append(mkTar(t, file("f", "x", 0o644)), make([]byte, 10240)...)
 	blob := compress(t, "gzip", raw)
 	_, dir := layerDir(t)
-	m, err := Extract(context.Background(), bytes.NewReader(blob), dir, Want{Digest: sha(blob), DiffID: sha(raw)}, Options{Whiteouts: WhiteoutOCI})
+	m, err := Extract(context.Background(), bytes.NewReader(blob), dir, Want{Digest: sha(blob), DiffID: sha(raw), Size: int64(len(blob))}, Options{Whiteouts: WhiteoutOCI})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,23 +97,21 @@ var harmlessChar = map[[2]int64]string{
 }
 
 // node makes a fifo, or one of the harmless character devices. Every other device node is
-// skipped and recorded: the store is served to and read on other hosts, and a block device
+// dropped (see drop): the store is served to and read on other hosts, and a block device
 // or a /dev/mem-like node with the image's permissions would hand its raw device to any user
 // there (a 0/0 character device would moreover act as an overlay whiteout). Without the
-// privilege to make a device (not root) it is skipped and recorded as well; runtimes
-// provide their own /dev anyway.
+// privilege to make a device (not root) it is dropped as well; runtimes provide their own
+// /dev anyway.
 func (x *extractor) node(hdr *tar.Header, pfd int, base, rel string) error {
 	var kind uint32
 	switch hdr.Typeflag {
 	case tar.TypeChar:
 		kind = unix.S_IFCHR
 		if _, ok := harmlessChar[[2]int64{hdr.Devmajor, hdr.Devminor}]; !ok {
-			x.skip(rel, fmt.Sprintf("character device %d:%d not kept (only null, zero, full, random, urandom and tty are)", hdr.Devmajor, hdr.Devminor))
-			return nil
+			return x.drop(pfd, base, rel, fmt.Sprintf("character device %d:%d not kept (only null, zero, full, random, urandom and tty are)", hdr.Devmajor, hdr.Devminor))
 		}
 	case tar.TypeBlock:
-		x.skip(rel, fmt.Sprintf("block device %d:%d not kept", hdr.Devmajor, hdr.Devminor))
-		return nil
+		return x.drop(pfd, base, rel, fmt.Sprintf("block device %d:%d not kept", hdr.Devmajor, hdr.Devminor))
 	default:
 		kind = unix.S_IFIFO
 	}
@@ -126,8 +124,7 @@ func (x *extractor) node(hdr *tar.Header, pfd int, base, rel string) error {
 		err = unix.Mknodat(pfd, base, kind|perm(hdr), dev)
 	}
 	if err == unix.EPERM || err == unix.EACCES {
-		x.skip(rel, fmt.Sprintf("device node not permitted: %v", err))
-		return nil
+		return x.drop(pfd, base, rel, fmt.Sprintf("device node not permitted: %v", err))
 	}
 	if err != nil {
 		return fmt.Errorf("creating device node: %w", err)

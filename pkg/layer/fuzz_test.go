@@ -66,7 +66,7 @@ func FuzzExtract(f *testing.F) {
 			format = WhiteoutOverlay
 		}
 		opts := Options{Whiteouts: format, MaxUncompressedBytes: 64 << 10, MaxEntries: 256, MaxPathBytes: 512, MaxPathDepth: 32}
-		m, err := Extract(context.Background(), bytes.NewReader(blob), dir, Want{Digest: sha(blob)}, opts)
+		m, err := Extract(context.Background(), bytes.NewReader(blob), dir, Want{Digest: sha(blob), Size: int64(len(blob))}, opts)
 		if err == nil && m.Entries > 256 {
 			t.Errorf("%d entries accepted, limit 256", m.Entries)
 		}

@@ -23,6 +23,10 @@ func (x *extractor) hardlink(hdr *tar.Header, pfd int, base, rel string) error {
 		x.skip(rel, "hard link to itself")
 		return nil
 	}
+	if _, ok := x.dropped[target]; ok {
+		// In the image it is that device too: not the lower file of the same name.
+		return x.drop(pfd, base, rel, fmt.Sprintf("hard link to %q, which is not kept", target))
+	}
 	tdir, tbase := splitRel(target)
 	present := false
 	tfd, err := x.openDir(tdir, false)

@@ -114,7 +114,7 @@ func extractEnts(t *testing.T, format WhiteoutFormat, ents ...ent) (string, *Met
 	blob := compress(t, "gzip", raw)
 	_, dir := layerDir(t)
 	m, err := Extract(context.Background(), bytes.NewReader(blob), dir,
-		Want{Digest: sha(blob), DiffID: sha(raw), MediaType: "application/vnd.oci.image.layer.v1.tar+gzip"},
+		Want{Digest: sha(blob), DiffID: sha(raw), MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Size: int64(len(blob))},
 		Options{Whiteouts: format})
 	return dir, m, err
 }

@@ -403,7 +403,7 @@ func TestHostileCorpus(t *testing.T) {
 				before := snapshot(t, top, dir)
 				opts := c.opts
 				opts.Whiteouts = format
-				want := Want{Digest: sha(blob), MediaType: "application/vnd.oci.image.layer.v1.tar+gzip"}
+				want := Want{Digest: sha(blob), MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Size: int64(len(blob))}
 				m, err := Extract(context.Background(), bytes.NewReader(blob), dir, want, opts)
 				switch {
 				case c.wantErr == nil && err != nil:

@@ -18,11 +18,12 @@ var (
 	// way to a file). Nothing of it was written; see the package documentation.
 	ErrUnsafe = errors.New("unsafe layer entry")
 	// ErrLimit: the layer exceeds a limit of Options (uncompressed bytes, entries, path
-	// length or depth) or a fixed one (name component, symlink target, tar header size).
+	// length or depth, zstd window) or a fixed one (name component, symlink target, tar header size).
 	// The message names the limit and how to raise it where it can be raised.
 	ErrLimit = errors.New("layer limit exceeded")
 	// ErrMalformed: the blob matches its digest, so it is exactly what was published, yet it
-	// is not a readable tar (or compressed tar) stream.
+	// is not a readable tar (or compressed tar) stream, or it contradicts the image config
+	// (its tar stream does not hash to the config's diff_id).
 	ErrMalformed = errors.New("malformed layer")
 )
 
@@ -41,6 +42,11 @@ const (
 	DefaultMaxPathBytes = 3840
 	// DefaultMaxPathDepth bounds the number of components of an entry's path.
 	DefaultMaxPathDepth = 1024
+	// DefaultMaxZstdWindowBytes (128 MiB) bounds the window of a zstd frame, i.e. the memory
+	// of its decoder. It is the reference decoder's own default (zstd -d refuses larger
+	// windows without --memory): layers of `zstd --long` or --ultra -22 decode, bombs
+	// declaring 512 MiB or more do not. Image tools write 8 MiB windows or less.
+	DefaultMaxZstdWindowBytes int64 = 128 << 20
 )
 
 // Fixed limits: the kernel's, or archive/tar's; not configurable.
@@ -53,7 +59,7 @@ const (
 
 // limits are the effective Options limits of one Extract call; a value < 0 means none.
 type limits struct {
-	bytes, entries, pathBytes, pathDepth int64
+	bytes, entries, pathBytes, pathDepth, zstdWindow int64
 }
 
 func newLimits(o Options) limits {
@@ -64,10 +70,11 @@ func newLimits(o Options) limits {
 		return v
 	}
 	return limits{
-		bytes:     pick(o.MaxUncompressedBytes, DefaultMaxUncompressedBytes),
-		entries:   pick(int64(o.MaxEntries), DefaultMaxEntries),
-		pathBytes: pick(int64(o.MaxPathBytes), DefaultMaxPathBytes),
-		pathDepth: pick(int64(o.MaxPathDepth), DefaultMaxPathDepth),
+		bytes:      pick(o.MaxUncompressedBytes, DefaultMaxUncompressedBytes),
+		entries:    pick(int64(o.MaxEntries), DefaultMaxEntries),
+		pathBytes:  pick(int64(o.MaxPathBytes), DefaultMaxPathBytes),
+		pathDepth:  pick(int64(o.MaxPathDepth), DefaultMaxPathDepth),
+		zstdWindow: pick(o.MaxZstdWindowBytes, DefaultMaxZstdWindowBytes),
 	}
 }
 
@@ -80,13 +87,14 @@ func bytesLimitError(what string, limit int64) error {
 		ErrLimit, what, limit)
 }
 
-// limitReader returns an ErrLimit error, instead of data, once more than max bytes have
-// been read: a decompression bomb stops after max bytes, not when the disk is full.
+// limitReader returns err, instead of data, once more than max bytes have been read (a
+// negative max is no limit): a decompression bomb stops after max bytes, not when the disk
+// is full, and an endless blob after the size its descriptor gives.
 type limitReader struct {
-	r    io.Reader
-	n    int64
-	max  int64
-	what string // "the uncompressed tar stream is", for the message
+	r   io.Reader
+	n   int64
+	max int64
+	err error
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
@@ -96,7 +104,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 		return n, err
 	}
 	if l.n > l.max {
-		return 0, bytesLimitError(l.what, l.max)
+		return 0, l.err
 	}
 	if room := l.max - l.n + 1; int64(len(p)) > room {
 		p = p[:room] // one byte more than allowed tells "exactly max" from "more"
@@ -104,7 +112,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	l.n += int64(n)
 	if l.n > l.max {
-		return n - int(l.n-l.max), bytesLimitError(l.what, l.max)
+		return n - int(l.n-l.max), l.err
 	}
 	return n, err
 }

@@ -52,6 +52,11 @@ type Meta struct {
 	// metadata in layerfs is made up (0755, root, extraction time), so the flattener keeps
 	// a lower layer's directory as it is, as applying the tar onto the lower layers would.
 	ImplicitDirs []string `json:"implicit_dirs,omitempty"`
+	// Dropped are the paths of entries not kept (device nodes, see the package policy), also
+	// listed in Skipped. In the image such an entry replaces whatever the lower layers have
+	// at its path, so the flattener removes that, as for a whiteout. Sorted. Layers
+	// extracted before this field existed lack it, and leave the lower entries visible.
+	Dropped []string `json:"dropped,omitempty"`
 }
 
 // MetaFile is the name of the layer description inside a layer's .metadata directory.

@@ -14,11 +14,12 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
-// ErrDigestMismatch is wrapped by Extract's error when the blob or its tar stream does not
-// hash to what the manifest promised; callers may retry the download on it.
+// ErrDigestMismatch is wrapped by Extract's error when the blob does not hash to the digest
+// the manifest promised: bytes lost or changed on the way, so callers may retry the download.
+// (A blob that matches while its tar stream does not match the config's diff_id is
+// ErrMalformed instead: the image itself is inconsistent.)
 var ErrDigestMismatch = errors.New("digest mismatch")
 
 // digester hashes and counts what flows through it. It is the io.Writer side of an
@@ -58,13 +59,10 @@ func (d *digester) Write(p []byte) (int, error) {
 
 func (d *digester) digest() string { return d.algo + ":" + hex.EncodeToString(d.h.Sum(nil)) }
 
-// check compares with want (skipped when want is empty); what names the digest in the error.
-func (d *digester) check(layer, what, want string) error {
-	if want == "" {
-		return nil
-	}
+// check compares with want, the layer digest (which also names the layer in the error).
+func (d *digester) check(want string) error {
 	if got := d.digest(); got != want {
-		return fmt.Errorf("layer %s: %s %w: expected %s, got %s", layer, what, ErrDigestMismatch, want, got)
+		return fmt.Errorf("layer %s: compressed %w: expected %s, got %s", want, ErrDigestMismatch, want, got)
 	}
 	return nil
 }
@@ -107,7 +105,8 @@ var (
 
 // decompress picks the decoder by magic bytes: registries and tools mislabel media types
 // (gzip blobs under the plain tar type and the reverse are both seen in the wild).
-func decompress(br *bufio.Reader) (io.ReadCloser, string, error) {
+// maxWindow bounds the memory of the zstd decoder (see newZstdReader).
+func decompress(br *bufio.Reader, maxWindow int64) (io.ReadCloser, string, error) {
 	head, err := br.Peek(6)
 	if err != nil && err != io.EOF {
 		return nil, "", err
@@ -120,13 +119,11 @@ func decompress(br *bufio.Reader) (io.ReadCloser, string, error) {
 		}
 		return zr, "gzip", nil
 	case bytes.HasPrefix(head, magicZstd):
-		// One goroutine: reads stay synchronous, so draining br after an error cannot race
-		// with read-ahead, and memory stays bounded by the frame window.
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		zr, err := newZstdReader(br, maxWindow)
 		if err != nil {
 			return nil, "zstd", err
 		}
-		return zr.IOReadCloser(), "zstd", nil
+		return zr, "zstd", nil
 	case bytes.HasPrefix(head, magicBzip2):
 		return nil, "bzip2", errors.New("bzip2 layers are not supported")
 	case bytes.HasPrefix(head, magicXz):

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -19,29 +20,43 @@ func TestVerification(t *testing.T) {
 	zcorrupt := bytes.Clone(zblob)
 	zcorrupt[len(zcorrupt)/2] ^= 0xff
 	const mt = "application/vnd.oci.image.layer.v1.tar+gzip"
+	n, zn := int64(len(blob)), int64(len(zblob))
+	padded := append(bytes.Clone(blob), compress(t, "gzip", nil)...) // a valid empty gzip member more
 
 	cases := []struct {
 		name     string
 		blob     []byte
 		want     Want
-		mismatch bool     // errors.Is(err, ErrDigestMismatch)
+		sentinel error    // the one of ErrDigestMismatch, ErrMalformed, ErrLimit, ErrUnsafe wrapped; nil: none
 		contains []string // in the message
 	}{
-		{name: "compressed digest", blob: blob, want: Want{Digest: zeros, DiffID: sha(raw)}, mismatch: true,
+		{name: "compressed digest", blob: blob, want: Want{Digest: zeros, DiffID: sha(raw), Size: n}, sentinel: ErrDigestMismatch,
 			contains: []string{"layer " + zeros, "compressed digest", "expected " + zeros, "got " + sha(blob)}},
-		{name: "diff_id", blob: blob, want: Want{Digest: sha(blob), DiffID: zeros}, mismatch: true,
-			contains: []string{"layer " + sha(blob), "diff_id", "expected " + zeros, "got " + sha(raw)}},
-		{name: "corrupt download", blob: corrupt, want: Want{Digest: sha(blob), DiffID: sha(raw), MediaType: mt}, mismatch: true,
+		// The blob is what was published, its tar stream is not what the config says: the
+		// image is inconsistent, and a retry would download the same bytes again.
+		{name: "diff_id", blob: blob, want: Want{Digest: sha(blob), DiffID: zeros, Size: n}, sentinel: ErrMalformed,
+			contains: []string{"layer " + sha(blob), "diff_id mismatch", "config expects " + zeros, "tar stream is " + sha(raw), "a retry cannot help"}},
+		{name: "corrupt download", blob: corrupt, want: Want{Digest: sha(blob), DiffID: sha(raw), MediaType: mt, Size: n}, sentinel: ErrDigestMismatch,
 			contains: []string{"compressed digest", "got " + sha(corrupt), mt}},
-		{name: "corrupt zstd", blob: zcorrupt, want: Want{Digest: sha(zblob), DiffID: sha(raw)}, mismatch: true,
+		{name: "corrupt zstd", blob: zcorrupt, want: Want{Digest: sha(zblob), DiffID: sha(raw), Size: zn}, sentinel: ErrDigestMismatch,
 			contains: []string{"compressed digest", "got " + sha(zcorrupt)}},
-		{name: "size", blob: blob, want: Want{Digest: sha(blob), Size: int64(len(blob)) + 1},
-			contains: []string{"size mismatch"}},
-		{name: "truncated", blob: blob[:len(blob)-10], want: Want{Digest: sha(blob), MediaType: mt}, mismatch: true,
+		// The descriptor's size is a promise like the digest: the blob is read to exactly
+		// that size. Shorter and intact means the manifest is wrong, whatever is retried.
+		{name: "shorter than its descriptor", blob: blob, want: Want{Digest: sha(blob), Size: n + 1}, sentinel: ErrMalformed,
+			contains: []string{"layer " + sha(blob), fmt.Sprintf("matches its digest but is %d bytes, while the manifest's descriptor gives %d", n, n+1)}},
+		// Longer stops at the first byte too many (an endless stream cannot run on); it
+		// cannot be told from a bad download without reading on, so it stays retryable.
+		{name: "longer than its descriptor", blob: padded, want: Want{Digest: sha(padded), Size: n},
+			contains: []string{"layer " + sha(padded), fmt.Sprintf("the blob is longer than the %d bytes its descriptor gives", n)}},
+		{name: "one byte short of its end", blob: blob, want: Want{Digest: sha(blob), Size: n - 1},
+			contains: []string{fmt.Sprintf("the blob is longer than the %d bytes its descriptor gives", n-1)}},
+		{name: "truncated", blob: blob[:len(blob)-10], want: Want{Digest: sha(blob), MediaType: mt, Size: n}, sentinel: ErrDigestMismatch,
 			contains: []string{mt, "compressed digest"}},
+		{name: "truncated at a member end", blob: blob, want: Want{Digest: sha(padded), Size: int64(len(padded))}, sentinel: ErrDigestMismatch,
+			contains: []string{"compressed digest", "got " + sha(blob), fmt.Sprintf("ended after %d of the %d bytes", n, len(padded))}},
 		{name: "no digest", blob: blob, want: Want{}, contains: []string{"no layer digest"}},
 		{name: "malformed digest", blob: blob, want: Want{Digest: "sha256:abc"}, contains: []string{"malformed digest"}},
-		{name: "bzip2", blob: []byte("BZh91AY&SY..."), want: Want{Digest: zeros, MediaType: "application/x-bzip2-ish"},
+		{name: "bzip2", blob: []byte("BZh91AY&SY..."), want: Want{Digest: zeros, MediaType: "application/x-bzip2-ish", Size: 13},
 			contains: []string{"bzip2", "application/x-bzip2-ish"}},
 	}
 	for _, c := range cases {
@@ -51,8 +66,10 @@ func TestVerification(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if got := errors.Is(err, ErrDigestMismatch); got != c.mismatch {
-				t.Errorf("errors.Is(ErrDigestMismatch) = %v: %v", got, err)
+			for _, s := range []error{ErrDigestMismatch, ErrMalformed, ErrLimit, ErrUnsafe} {
+				if got := errors.Is(err, s); got != (s == c.sentinel) {
+					t.Errorf("errors.Is(%v) = %v: %v", s, got, err)
+				}
 			}
 			for _, s := range c.contains {
 				if !strings.Contains(err.Error(), s) {
@@ -69,7 +86,7 @@ func TestCancel(t *testing.T) {
 	_, dir := layerDir(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := Extract(ctx, bytes.NewReader(blob), dir, Want{Digest: sha(blob)}, Options{Whiteouts: WhiteoutOCI})
+	_, err := Extract(ctx, bytes.NewReader(blob), dir, Want{Digest: sha(blob), Size: int64(len(blob))}, Options{Whiteouts: WhiteoutOCI})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
@@ -96,8 +113,45 @@ func TestCancelMidFile(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	_, err := Extract(ctx, &cancelAfter{r: bytes.NewReader(raw), n: 100 << 10, cancel: cancel}, dir,
-		Want{Digest: sha(raw)}, Options{Whiteouts: WhiteoutOCI})
+		Want{Digest: sha(raw), Size: int64(len(raw))}, Options{Whiteouts: WhiteoutOCI})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
+}
+
+// A descriptor without a size (0, what a manifest lacking the field decodes to) would leave
+// the blob unbounded: it is refused before a byte is read or the directory is touched.
+func TestDescriptorSizeRequired(t *testing.T) {
+	for _, size := range []int64{0, -1} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			_, dir := layerDir(t)
+			digest := "sha256:" + strings.Repeat("ab", 32)
+			r := &countingReader{r: strings.NewReader("anything")}
+			_, err := Extract(context.Background(), r, dir, Want{Digest: digest, Size: size}, Options{})
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("err = %v, want ErrMalformed", err)
+			}
+			for _, s := range []string{"layer " + digest, fmt.Sprintf("descriptor gives size %d", size), "the manifest is wrong"} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q lacks %q", err, s)
+				}
+			}
+			if r.reads != 0 {
+				t.Errorf("the blob was read %d times", r.reads)
+			}
+			if got := tree(t, dir); len(got) != 0 {
+				t.Errorf("layer dir holds %v", got)
+			}
+		})
+	}
+}
+
+type countingReader struct {
+	r     io.Reader
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.r.Read(p)
 }

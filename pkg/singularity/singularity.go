@@ -2,9 +2,9 @@ package singularity
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
+
+	"flatbed.dev/pkg/beneath"
 )
 
 // Config is what the sandbox files are made from: the image configuration.
@@ -44,49 +44,43 @@ var links = [][2]string{
 }
 
 // Write adds the Singularity files to root. Paths the image itself has at those names are
-// replaced, as Singularity does when it builds a sandbox from a Docker image.
+// replaced, as Singularity does when it builds a sandbox from a Docker image. root holds an
+// image's tree, so nothing in it is followed or written through: a symlink, fifo or device at
+// one of those names (or on the way to it) is replaced, never opened.
 func Write(root string, c Config) error {
-	sd := filepath.Join(root, ".singularity.d")
-	for _, d := range []string{sd, filepath.Join(sd, "actions"), filepath.Join(sd, "env"), filepath.Join(sd, "libs")} {
-		if err := replaceWithDir(d); err != nil {
+	r, err := beneath.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for _, d := range []string{".singularity.d", ".singularity.d/actions", ".singularity.d/env", ".singularity.d/libs"} {
+		if err := r.MkdirReplace(d, 0o755); err != nil {
 			return err
 		}
 	}
-	files := map[string]string{
-		"runscript":             runscript(c),
-		"env/90-environment.sh": environment(c.Env),
-	}
-	for name, body := range actions {
-		files["actions/"+name] = body
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(sd, name), []byte(body), 0o755); err != nil {
-			return fmt.Errorf("writing .singularity.d/%s: %w", name, err)
+	for name, body := range files(c) {
+		if err := r.WriteFile(".singularity.d/"+name, []byte(body), 0o755); err != nil {
+			return err
 		}
 	}
 	for _, l := range links {
-		p := filepath.Join(root, l[0])
-		if err := os.RemoveAll(p); err != nil {
-			return fmt.Errorf("replacing %s: %w", l[0], err)
-		}
-		if err := os.Symlink(l[1], p); err != nil {
-			return fmt.Errorf("linking %s: %w", l[0], err)
+		if err := r.SymlinkReplace(l[1], l[0]); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func replaceWithDir(d string) error {
-	fi, err := os.Lstat(d)
-	if err == nil && !fi.IsDir() {
-		if err := os.Remove(d); err != nil {
-			return fmt.Errorf("replacing %s: %w", d, err)
-		}
+// files are the scripts Write puts in .singularity.d, by their path there.
+func files(c Config) map[string]string {
+	f := map[string]string{
+		"runscript":             runscript(c),
+		"env/90-environment.sh": environment(c.Env),
 	}
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", d, err)
+	for name, body := range actions {
+		f["actions/"+name] = body
 	}
-	return nil
+	return f
 }
 
 // environment exports the image's Env, the file Singularity's docker bootstrap writes.
