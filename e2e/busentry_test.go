@@ -117,6 +117,14 @@ func TestHostileEventsOnTheBusWriteNothingOutside(t *testing.T) {
 		}
 	}
 
+	// Not a CloudEvent at all, but naming its wish: dead-lettered and reported all the same.
+	garbage := &nats.Msg{Subject: events.Subject(events.WishSubmittedType), Header: nats.Header{}, Data: []byte("{not json")}
+	garbage.Header.Set("ce-wishid", "unreadable")
+	if _, err := js.PublishMsg(ctx, garbage); err != nil {
+		t.Fatal(err)
+	}
+	cases["unreadable"] = hostile{}
+
 	failed := map[string]string{}
 	cons, err := js.OrderedConsumer(ctx, events.Stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.Subject(events.ConversionFailedType)}})
 	if err != nil {

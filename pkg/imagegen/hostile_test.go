@@ -61,7 +61,11 @@ func TestHostile(t *testing.T) {
 			if n.Name == HostileBombName {
 				opts.MaxUncompressedBytes = 8 << 20 // as e2e passes --max-layer-bytes
 			}
-			_, err = layer.Extract(context.Background(), rc, dir, layer.Want{Digest: dg.String(), DiffID: diff.String()}, opts)
+			size, err := hostile.Size()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = layer.Extract(context.Background(), rc, dir, layer.Want{Digest: dg.String(), DiffID: diff.String(), Size: size}, opts)
 			if err == nil || !(errors.Is(err, layer.ErrUnsafe) || errors.Is(err, layer.ErrLimit)) {
 				t.Fatalf("err = %v, want ErrUnsafe or ErrLimit", err)
 			}
@@ -76,7 +80,7 @@ func TestHostile(t *testing.T) {
 			defer rc2.Close()
 			dir2 := filepath.Join(top, "again")
 			os.Mkdir(dir2, 0o755)
-			if _, err := layer.Extract(context.Background(), rc2, dir2, layer.Want{Digest: dg.String()}, layer.Options{Whiteouts: layer.WhiteoutOCI}); err == nil {
+			if _, err := layer.Extract(context.Background(), rc2, dir2, layer.Want{Digest: dg.String(), DiffID: diff.String(), Size: size}, layer.Options{Whiteouts: layer.WhiteoutOCI}); err == nil || errors.Is(err, layer.ErrMalformed) {
 				t.Error("hostile layer accepted with the default limits")
 			}
 		})
