@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-
 	"flatbed.dev/events"
 	"flatbed.dev/events/bus"
 )

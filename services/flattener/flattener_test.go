@@ -2,10 +2,12 @@ package flattener
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,35 +32,57 @@ func demo(t *testing.T, ref string) imagegen.Named {
 }
 
 type setup struct {
-	s   *Service
-	b   *eventstest.Bus
-	st  *store.Store
-	n   imagegen.Named
-	img events.Image
-	job events.Job
+	s     *Service
+	b     *eventstest.Bus
+	descs *eventstest.Descriptions
+	st    *store.Store
+	n     imagegen.Named
+	desc  *events.Description // what the resolver stored
+	img   events.Image        // desc.Image, what the events carry
+	job   events.Job
 }
 
+// newSetup is a flattener whose description store holds image ref under name, as the
+// resolver leaves it.
 func newSetup(t *testing.T, ref, name string) *setup {
 	t.Helper()
 	b := &eventstest.Bus{}
-	s := &Service{StoreRoot: t.TempDir(), Bus: b, Log: quietLog(), MaxAttempts: 3}
+	descs := &eventstest.Descriptions{}
+	s := &Service{StoreRoot: t.TempDir(), Bus: b, Log: quietLog(), MaxAttempts: 3, Descriptions: descs}
 	n := demo(t, ref)
+	desc := describe(t, n, name)
+	if err := descs.Put(context.Background(), desc); err != nil {
+		t.Fatal(err)
+	}
 	job := events.Job{WishID: "wish-1", CorrelationID: "run-1", Image: "https://" + name, CvmfsRepo: testRepo}
-	return &setup{s: s, b: b, st: store.New(filepath.Join(s.StoreRoot, testRepo)), n: n, img: image(t, n, name), job: job}
+	return &setup{s: s, b: b, descs: descs, st: store.New(filepath.Join(s.StoreRoot, testRepo)), n: n, desc: desc, img: desc.Image, job: job}
 }
 
 func (x *setup) ingestAll(t *testing.T) {
 	t.Helper()
-	for i := range x.img.Layers {
+	for i := range x.desc.Layers {
 		ingest(t, x.st, x.n, i)
 	}
+}
+
+// ingested is the layer.ingested event of layer index.
+func (x *setup) ingested(index int) events.LayerIngested {
+	l := x.desc.Layers[index]
+	hex := store.Hex(l.Digest)
+	return events.LayerIngested{Job: x.job, Image: x.img, Index: index, Layer: l, Path: ".layers/" + hex[:2] + "/" + hex + "/layerfs"}
 }
 
 // handle delivers the layer.ingested event of layer index.
 func (x *setup) handle(t *testing.T, index, attempt int) error {
 	t.Helper()
-	in := events.LayerIngested{Job: x.job, Image: x.img, Index: index}
-	return x.s.Handle(context.Background(), eventstest.Delivery(t, events.LayerIngestedType, x.job, in, attempt))
+	return x.handleBy(t, x.s, index, attempt)
+}
+
+// handleBy delivers the layer.ingested event of layer index to s.
+func (x *setup) handleBy(t *testing.T, s *Service, index, attempt int) error {
+	t.Helper()
+	in := x.ingested(index)
+	return s.Handle(context.Background(), eventstest.Delivery(t, events.LayerIngestedType, x.job, in, attempt))
 }
 
 func exists(p string) bool {
@@ -79,7 +103,7 @@ func TestWaitsForAllLayers(t *testing.T) {
 	x := newSetup(t, "demo/hello:2.0", "registry.example/demo/hello:2.0")
 	ingest(t, x.st, x.n, 0)
 	ingest(t, x.st, x.n, 2) // layer 1 is still missing
-	for i := range x.img.Layers {
+	for i := range x.desc.Layers {
 		if err := x.handle(t, i, 1); err != nil {
 			t.Fatalf("layer %d: %v", i, err)
 		}
@@ -117,7 +141,7 @@ func TestFlatten(t *testing.T) {
 		t.Run(tt.ref, func(t *testing.T) {
 			x := newSetup(t, tt.ref, tt.name)
 			x.ingestAll(t)
-			if err := x.handle(t, len(x.img.Layers)-1, 1); err != nil {
+			if err := x.handle(t, len(x.desc.Layers)-1, 1); err != nil {
 				t.Fatal(err)
 			}
 			if got := x.b.Types(); !slices.Equal(got, []string{events.ImageFlattenedType}) {
@@ -129,7 +153,7 @@ func TestFlatten(t *testing.T) {
 			if out.FlatPath != wantFlat || out.PublicPath != tt.name || out.AlreadyPresent {
 				t.Errorf("ImageFlattened = flat %q public %q present %v; want %q %q false", out.FlatPath, out.PublicPath, out.AlreadyPresent, wantFlat, tt.name)
 			}
-			if out.Job != x.job || out.Image.ConfigDigest != x.img.ConfigDigest {
+			if out.Job != x.job || out.Image != x.img {
 				t.Errorf("ImageFlattened job/image not passed on: %+v", out.Job)
 			}
 			flat := filepath.Join(x.st.Root, wantFlat)
@@ -159,13 +183,13 @@ func TestFlatten(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if string(m) != string(x.img.Manifest) {
-				t.Errorf("manifest.json = %s\nwant %s", m, x.img.Manifest)
+			if string(m) != string(x.desc.Manifest) {
+				t.Errorf("manifest.json = %s\nwant %s", m, x.desc.Manifest)
 			}
 			if cfg, err := store.ReadManifestConfig(x.st.ManifestPath(tt.name)); err != nil || cfg != x.img.ConfigDigest {
 				t.Errorf("manifest config = %q, %v; want %s", cfg, err, x.img.ConfigDigest)
 			}
-			checkSingularity(t, flat, x.img.Config.Env)
+			checkSingularity(t, flat, x.desc.Config.Env)
 			checkNoTemporaries(t, x.st)
 		})
 	}
@@ -238,7 +262,7 @@ func TestPublicPathDepth(t *testing.T) {
 		{"registry.example/hello:1.0", "../"},
 		{"registry.example/demo/hello:1.0", "../../"},
 		{"registry.example/a/b/c/hello:1.0", "../../../../"},
-		{"127.0.0.1:5000/demo/hello@sha256:" + strings.Repeat("0", 64), "../../"},
+		{"127.0.0.1:5000/demo/hello@" + digestOf(t, demo(t, "demo/hello:1.0")), "../../"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -260,6 +284,15 @@ func TestPublicPathDepth(t *testing.T) {
 			}
 		})
 	}
+}
+
+func digestOf(t *testing.T, n imagegen.Named) string {
+	t.Helper()
+	d, err := n.Image.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
 }
 
 func TestFlattenAgain(t *testing.T) {
@@ -284,13 +317,13 @@ func TestFlattenAgain(t *testing.T) {
 	x.b.Reset()
 
 	// Every layer's event comes again (the other layers' deliveries, or redeliveries).
-	for i := range x.img.Layers {
+	for i := range x.desc.Layers {
 		if err := x.handle(t, i, 1); err != nil {
 			t.Fatalf("layer %d: %v", i, err)
 		}
 	}
-	if got := len(x.b.OfType(events.ImageFlattenedType)); got != len(x.img.Layers) {
-		t.Fatalf("published %v, want %d %s", x.b.Types(), len(x.img.Layers), events.ImageFlattenedType)
+	if got := len(x.b.OfType(events.ImageFlattenedType)); got != len(x.desc.Layers) {
+		t.Fatalf("published %v, want %d %s", x.b.Types(), len(x.desc.Layers), events.ImageFlattenedType)
 	}
 	for _, env := range x.b.Envelopes() {
 		out := eventstest.Decode[events.ImageFlattened](t, env)
@@ -372,7 +405,7 @@ func TestFlattenBrokenLayer(t *testing.T) {
 	x := newSetup(t, "demo/hello:1.0", "registry.example/demo/hello:1.0")
 	ingest(t, x.st, x.n, 0)
 	// Layer 1 looks present (layerfs) but has no layer.json.
-	if err := os.MkdirAll(x.st.LayerFS(x.img.Layers[1].Digest), 0o755); err != nil {
+	if err := os.MkdirAll(x.st.LayerFS(x.desc.Layers[1].Digest), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for attempt := 1; attempt < 3; attempt++ {
@@ -396,5 +429,111 @@ func TestFlattenBrokenLayer(t *testing.T) {
 	f := eventstest.Decode[events.ImageFailed](t, x.b.Envelopes()[0])
 	if f.Stage != Name || f.Image == nil || f.Image.ConfigDigest != x.img.ConfigDigest || f.Error == "" {
 		t.Errorf("ImageFailed = %+v", f)
+	}
+}
+
+// slowBus is a bus whose publishing of a built (not already present) image.flattened takes
+// a while, as a real one's may: what others publish meanwhile is recorded first.
+type slowBus struct{ *eventstest.Bus }
+
+func (b slowBus) Publish(ctx context.Context, env *events.Envelope) error {
+	if env.Type == events.ImageFlattenedType {
+		var out events.ImageFlattened
+		if err := events.Decode(&env.Event, &out); err == nil && !out.AlreadyPresent {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return b.Bus.Publish(ctx, env)
+}
+
+// locker is an in-memory events.Locker shared by the services of one test, standing in for
+// the bus's leases between processes.
+type locker struct{ m sync.Map }
+
+func (l *locker) Lock(ctx context.Context, key string) (func(), error) {
+	mu, _ := l.m.LoadOrStore(key, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	return mu.(*sync.Mutex).Unlock, nil
+}
+
+// The last layers of an image often arrive together. Of their image.flattened events (one id
+// per wish and image) JetStream keeps the first, so the first published must be the one that
+// says the tree was built: exactly one says so, and it comes first.
+func TestFlattenConcurrentDeliveries(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		processes int
+	}{
+		{"one process", 1},
+		{"two processes", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := newSetup(t, "demo/hello:1.0", "registry.example/demo/hello:1.0")
+			x.ingestAll(t)
+			locks := &locker{}
+			services := []*Service{x.s}
+			x.s.Bus = slowBus{x.b}
+			if tc.processes == 2 {
+				x.s.Locks = locks
+				services = append(services, &Service{StoreRoot: x.s.StoreRoot, Bus: slowBus{x.b}, Log: quietLog(), MaxAttempts: 3,
+					Descriptions: x.descs, Locks: locks})
+			}
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			errs := make([]error, len(x.desc.Layers))
+			for i := range x.desc.Layers {
+				s := services[i%len(services)]
+				wg.Go(func() {
+					<-start
+					errs[i] = x.handleBy(t, s, i, 1)
+				})
+			}
+			close(start)
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("layer %d: %v", i, err)
+				}
+			}
+			envs := x.b.OfType(events.ImageFlattenedType)
+			if len(envs) != len(x.desc.Layers) || len(x.b.Envelopes()) != len(envs) {
+				t.Fatalf("published %v, want %d %s", x.b.Types(), len(x.desc.Layers), events.ImageFlattenedType)
+			}
+			built := 0
+			for i, env := range envs {
+				out := eventstest.Decode[events.ImageFlattened](t, env)
+				if !out.AlreadyPresent {
+					built++
+					if i != 0 {
+						t.Errorf("the image.flattened that says the tree was built is number %d; JetStream keeps only the first", i+1)
+					}
+				}
+				if env.ID != envs[0].ID {
+					t.Errorf("event %d has id %s, the first %s", i, env.ID, envs[0].ID)
+				}
+			}
+			if built != 1 {
+				t.Errorf("%d image.flattened events say the tree was built, want exactly 1", built)
+			}
+			checkNoTemporaries(t, x.st)
+		})
+	}
+}
+
+// An image whose description was never stored (its event did not come from the resolver, or
+// the store lost it) cannot be flattened however often it is tried.
+func TestFlattenNoDescription(t *testing.T) {
+	x := newSetup(t, "demo/hello:1.0", "registry.example/demo/hello:1.0")
+	x.ingestAll(t)
+	x.s.Descriptions = &eventstest.Descriptions{} // empty
+	err := x.handle(t, 1, 1)
+	if !events.IsPermanent(err) || !errors.Is(err, events.ErrNoDescription) {
+		t.Fatalf("Handle returned %v, want a permanent error wrapping ErrNoDescription", err)
+	}
+	if got := x.b.Types(); len(got) != 0 {
+		t.Errorf("published %v, want nothing (the bus reports the failure)", got)
+	}
+	if x.st.HasFlat(x.img.ConfigDigest) || exists(x.st.PublicPath(x.img.Name)) || exists(x.st.ManifestPath(x.img.Name)) {
+		t.Error("flat tree, public path or manifest written without a description")
 	}
 }

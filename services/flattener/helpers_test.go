@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"flatbed.dev/events"
@@ -17,21 +18,22 @@ import (
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// image is the events.Image the resolver reports for n under the store name name.
-func image(t *testing.T, n imagegen.Named, name string) events.Image {
+// describe is what the resolver reports and stores for n found under the store name name
+// (registry/repository:tag or registry/repository@digest).
+func describe(t *testing.T, n imagegen.Named, name string) *events.Description {
 	t.Helper()
-	img := eventstest.Image(t, n.Image)
-	m, err := n.Image.Manifest()
-	if err != nil {
-		t.Fatal(err)
+	registry, path, _ := strings.Cut(name, "/")
+	repo, tag := path, ""
+	if r, _, ok := strings.Cut(path, "@"); ok {
+		repo = r
+	} else if i := strings.LastIndex(path, ":"); i >= 0 {
+		repo, tag = path[:i], path[i+1:]
 	}
-	cf, err := n.Image.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
+	desc := eventstest.Describe(t, n.Image, registry, repo, tag)
+	if desc.Image.Name != name {
+		t.Fatalf("image named %q, want %q (a digest name must carry the image's digest)", desc.Image.Name, name)
 	}
-	img.Name, img.MediaType = name, string(m.MediaType)
-	img.Config.Entrypoint, img.Config.WorkingDir = cf.Config.Entrypoint, cf.Config.WorkingDir
-	return img
+	return desc
 }
 
 // ingest puts layer i of n into st the way the ingester does (pkg/layer into a temporary
@@ -45,6 +47,7 @@ func ingest(t *testing.T, st *store.Store, n imagegen.Named, i int) {
 	}
 	d, _ := layers[i].Digest()
 	diff, _ := layers[i].DiffID()
+	size, _ := layers[i].Size()
 	final := st.LayerDir(d.String())
 	tmp, err := st.TempDir(final)
 	if err != nil {
@@ -59,7 +62,7 @@ func ingest(t *testing.T, st *store.Store, n imagegen.Named, i int) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	meta, err := layer.Extract(context.Background(), rc, fs, layer.Want{Digest: d.String(), DiffID: diff.String()}, layer.Options{})
+	meta, err := layer.Extract(context.Background(), rc, fs, layer.Want{Digest: d.String(), DiffID: diff.String(), Size: size}, layer.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,10 +13,8 @@ import (
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// resolved is the events.Image the resolver reports for n pushed to host.
-func resolved(t *testing.T, host string, img v1.Image, repo, tag string) events.Image {
+// resolved is what the resolver reports for img pushed to host as repo:tag.
+func resolved(t *testing.T, host string, img v1.Image, repo, tag string) *events.Description {
 	t.Helper()
-	e := eventstest.Image(t, img)
-	e.Registry, e.Repository, e.Tag, e.Name = host, repo, tag, host+"/"+repo+":"+tag
-	return e
+	return eventstest.Describe(t, img, host, repo, tag)
 }

@@ -146,6 +146,9 @@ func (s *Service) ingest(ctx context.Context, st *store.Store, in events.LayerRe
 	// A layer directory without its layerfs is damaged (or half removed): it is replaced, and
 	// the images it recorded as using it are carried over to the new one.
 	var origins []string
+	if st.HasLayer(l.Digest) {
+		return nil, nil // published by another ingester since the caller looked
+	}
 	if _, err := os.Lstat(final); err == nil {
 		origins = readOrigins(st, l.Digest)
 		log.Warn("layer directory without its layerfs; unpacking the layer again", "dir", final)

@@ -24,9 +24,20 @@ const (
 
 func testImage() events.Image {
 	return events.Image{Registry: "registry.example", Repository: "demo/hello", Tag: "1.0", Name: "registry.example/demo/hello:1.0",
-		Digest: "sha256:" + strings.Repeat("1", 64), ConfigDigest: cfgDigest,
-		Layers: []events.Layer{{Digest: "sha256:" + strings.Repeat("2", 64)}, {Digest: layerDigest}}}
+		Digest: "sha256:" + strings.Repeat("1", 64), MediaType: "application/vnd.oci.image.manifest.v1+json", ConfigDigest: cfgDigest,
+		LayerCount: 2}
 }
+
+// testLayers are the layers of testImage, lowest first.
+func testLayers() []events.Layer {
+	const mt = "application/vnd.oci.image.layer.v1.tar+gzip"
+	return []events.Layer{
+		{Digest: "sha256:" + strings.Repeat("2", 64), DiffID: "sha256:" + strings.Repeat("3", 64), MediaType: mt, Size: 1000},
+		{Digest: layerDigest, DiffID: "sha256:" + strings.Repeat("4", 64), MediaType: mt, Size: 1001},
+	}
+}
+
+var thinDigest = "sha256:" + strings.Repeat("5", 64)
 
 func newService(t *testing.T, lines Lines) (*Service, *eventstest.Bus) {
 	b := &eventstest.Bus{}
@@ -50,8 +61,8 @@ func TestCompleted(t *testing.T) {
 		want events.ConversionCompleted // without Repository, Job and Seconds
 	}{
 		{"thin pushed", events.ThinPushedType,
-			events.ThinPushed{Job: job, Image: img, FlatPath: ".flat/0f/x", PublicPath: img.Name, ThinImage: job.ThinImage, ThinDigest: "sha256:thin"},
-			events.ConversionCompleted{Image: img, FlatPath: ".flat/0f/x", PublicPath: img.Name, ThinImage: job.ThinImage, ThinDigest: "sha256:thin"}},
+			events.ThinPushed{Job: job, Image: img, FlatPath: ".flat/0f/x", PublicPath: img.Name, ThinImage: job.ThinImage, ThinDigest: thinDigest},
+			events.ConversionCompleted{Image: img, FlatPath: ".flat/0f/x", PublicPath: img.Name, ThinImage: job.ThinImage, ThinDigest: thinDigest}},
 		{"thin skipped", events.ThinPushedType,
 			events.ThinPushed{Job: job, Image: img, FlatPath: ".flat/0f/x", PublicPath: img.Name, Skipped: true},
 			events.ConversionCompleted{Image: img, FlatPath: ".flat/0f/x", PublicPath: img.Name}},
@@ -83,7 +94,7 @@ func TestCompleted(t *testing.T) {
 			if got.Job != job {
 				t.Errorf("Job = %+v, want %+v", got.Job, job)
 			}
-			if got.Image.Name != tt.want.Image.Name || got.Image.ConfigDigest != tt.want.Image.ConfigDigest || len(got.Image.Layers) != 2 {
+			if got.Image != tt.want.Image {
 				t.Errorf("Image = %+v, want %+v", got.Image, tt.want.Image)
 			}
 			for _, c := range []struct{ what, got, want string }{
@@ -115,9 +126,9 @@ func TestNothingToReport(t *testing.T) {
 		data any
 	}{
 		{"resolved, not converted yet", events.ImageResolvedType, events.ImageResolved{Job: job, Image: img}},
-		{"layer already present", events.LayerIngestedType, events.LayerIngested{Job: job, Image: img, Index: 1, AlreadyPresent: true}},
+		{"layer already present", events.LayerIngestedType, events.LayerIngested{Job: job, Image: img, Index: 1, Layer: testLayers()[1], AlreadyPresent: true}},
 		{"flat already present", events.ImageFlattenedType, events.ImageFlattened{Job: job, Image: img, AlreadyPresent: true}},
-		{"not a type the notifier reads", events.LayerRequestedType, events.LayerRequested{Job: job, Image: img}},
+		{"not a type the notifier reads", events.LayerRequestedType, events.LayerRequested{Job: job, Image: img, Layer: testLayers()[0]}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,6 +164,10 @@ func readFile(t *testing.T, path string) []map[string]string {
 	return out
 }
 
+// A failure is reported as DUCC does: the start and end lines of the step that failed, linked
+// by one id, the end line with the error. A layer that failed is a layer conversion; a wish
+// that failed before or after its layers is a flat conversion. The lines name the image by
+// its store name, or as wished when the wish failed before its image was resolved.
 func TestFailed(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "notifications.jsonl")
 	nf, err := notification.Open(path)
@@ -163,61 +178,71 @@ func TestFailed(t *testing.T) {
 	s, b := newService(t, nf)
 	job := eventstest.Job("https://registry.example/demo/hello:1.0")
 	img := testImage()
-	in := events.ImageFailed{Job: job, Image: &img, Stage: "ingester", Layer: layerDigest, Error: "unpacking layer: digest mismatch"}
-	if err := handle(t, s, events.ImageFailedType, job, in); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name       string
+		in         events.ImageFailed
+		start, end string // the actions of the pair
+		wantImage  string // the image field of both lines
+	}{
+		{"a layer failed", events.ImageFailed{Job: job, Image: &img, Stage: "ingester", Layer: layerDigest, Error: "unpacking layer: digest mismatch"},
+			notification.ActionStartLayerConversion, notification.ActionEndLayerConversion, img.Name},
+		{"the flat failed after every layer", events.ImageFailed{Job: job, Image: &img, Stage: "flattener", Error: "flattening: hard link to nothing"},
+			notification.ActionStartFlatConversion, notification.ActionEndFlatConversion, img.Name},
+		// No image: the wish failed before its image was resolved; named as it was wished.
+		{"the wish failed before it was resolved", events.ImageFailed{Job: job, Stage: "resolver", Error: "fetching the manifest: 404"},
+			notification.ActionStartFlatConversion, notification.ActionEndFlatConversion, job.Image},
 	}
-	if got := b.Types(); !slices.Equal(got, []string{events.ConversionFailedType}) {
-		t.Fatalf("published %v, want one %s", got, events.ConversionFailedType)
-	}
-	f := eventstest.Decode[events.ConversionFailed](t, b.Envelopes()[0])
-	if f.Stage != in.Stage || f.Layer != in.Layer || f.Error != in.Error || f.Job.WishID != job.WishID || f.Job.Image != job.Image {
-		t.Errorf("ConversionFailed = %+v, want stage/layer/error of %+v", f, in)
-	}
-	lines := readFile(t, path)
-	if len(lines) != 1 {
-		t.Fatalf("%d notification lines, want 1: %v", len(lines), lines)
-	}
-	l := lines[0]
-	for k, want := range map[string]string{
-		notification.FieldStatus: notification.StatusError,
-		notification.FieldError:  in.Error,
-	} {
-		if l[k] != want {
-			t.Errorf("line %s = %q, want %q (line %v)", k, l[k], want, l)
-		}
-	}
-	if !namesImage(l, job, img) {
-		t.Errorf("line does not name the image: %v", l)
-	}
-	if !namesLayer(l, layerDigest) {
-		t.Errorf("line does not name the failed layer: %v", l)
-	}
-	if l[notification.FieldAction] == "" {
-		t.Errorf("line has no action: %v", l)
-	}
-	if _, err := time.Parse(notification.TimeLayout, l[notification.FieldTime]); err != nil {
-		t.Errorf("line time %q: %v", l[notification.FieldTime], err)
-	}
-
-	// The resolver's failure has no image and no layer.
-	in = events.ImageFailed{Job: job, Stage: "resolver", Error: "fetching the manifest: 404"}
-	b.Reset()
-	if err := handle(t, s, events.ImageFailedType, job, in); err != nil {
-		t.Fatal(err)
-	}
-	if got := b.Types(); !slices.Equal(got, []string{events.ConversionFailedType}) {
-		t.Fatalf("published %v, want one %s", got, events.ConversionFailedType)
-	}
-	lines = readFile(t, path)
-	if len(lines) != 2 || lines[1][notification.FieldStatus] != notification.StatusError || lines[1][notification.FieldError] != in.Error {
-		t.Errorf("second failure line = %v", lines[len(lines)-1])
-	}
-	if lines[1][notification.FieldLayerDigest] != "" || lines[1][notification.FieldLayer] != "" {
-		t.Errorf("line names a layer for an image failure: %v", lines[1])
-	}
-	if !namesImage(lines[1], job, img) {
-		t.Errorf("line does not name the image: %v", lines[1])
+	written := 0
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := tt.in
+			b.Reset()
+			if err := handle(t, s, events.ImageFailedType, job, in); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.Types(); !slices.Equal(got, []string{events.ConversionFailedType}) {
+				t.Fatalf("published %v, want one %s", got, events.ConversionFailedType)
+			}
+			f := eventstest.Decode[events.ConversionFailed](t, b.Envelopes()[0])
+			if f.Stage != in.Stage || f.Layer != in.Layer || f.Error != in.Error || f.Job.WishID != job.WishID || f.Job.Image != job.Image {
+				t.Errorf("ConversionFailed = %+v, want stage/layer/error of %+v", f, in)
+			}
+			all := readFile(t, path)
+			lines := all[written:]
+			written = len(all)
+			if len(lines) != 2 {
+				t.Fatalf("%d notification lines, want a start and an end: %v", len(lines), lines)
+			}
+			start, end := lines[0], lines[1]
+			if start[notification.FieldAction] != tt.start || end[notification.FieldAction] != tt.end {
+				t.Errorf("actions %q, %q; want %q, %q", start[notification.FieldAction], end[notification.FieldAction], tt.start, tt.end)
+			}
+			if start[notification.FieldID] == "" || start[notification.FieldID] != end[notification.FieldID] {
+				t.Errorf("ids %q and %q, want one non-empty id", start[notification.FieldID], end[notification.FieldID])
+			}
+			for k, want := range map[string]string{
+				notification.FieldStatus: notification.StatusError,
+				notification.FieldError:  in.Error,
+			} {
+				if end[k] != want {
+					t.Errorf("end line %s = %q, want %q (line %v)", k, end[k], want, end)
+				}
+			}
+			for _, l := range lines {
+				if l[notification.FieldImage] != tt.wantImage || l[notification.FieldImageRequest] != job.Image {
+					t.Errorf("line names image %q, request %q; want %q, %q: %v", l[notification.FieldImage], l[notification.FieldImageRequest], tt.wantImage, job.Image, l)
+				}
+				if in.Layer != "" && !namesLayer(l, in.Layer) {
+					t.Errorf("line does not name the failed layer: %v", l)
+				}
+				if in.Layer == "" && (l[notification.FieldLayerDigest] != "" || l[notification.FieldLayer] != "") {
+					t.Errorf("line names a layer for an image failure: %v", l)
+				}
+				if _, err := time.Parse(notification.TimeLayout, l[notification.FieldTime]); err != nil {
+					t.Errorf("line time %q: %v", l[notification.FieldTime], err)
+				}
+			}
+		})
 	}
 }
 
@@ -249,8 +274,9 @@ func TestLayerLines(t *testing.T) {
 	s, b := newService(t, lines)
 	job := eventstest.Job("https://registry.example/demo/hello:1.0")
 	img := testImage()
-	for i := range img.Layers {
-		in := events.LayerIngested{Job: job, Image: img, Index: i, Path: "x", Bytes: int64(1000 + i), Seconds: 1.5}
+	layers := testLayers()
+	for i, l := range layers {
+		in := events.LayerIngested{Job: job, Image: img, Index: i, Layer: l, Path: "x", Bytes: int64(1000 + i), Seconds: 1.5}
 		if err := handle(t, s, events.LayerIngestedType, job, in); err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +285,7 @@ func TestLayerLines(t *testing.T) {
 		t.Errorf("published %v for layer.ingested", b.Types())
 	}
 	var ids []string
-	for i, l := range img.Layers {
+	for i, l := range layers {
 		var pair []map[string]string
 		for _, m := range lines.lines {
 			a := m[notification.FieldAction]
@@ -358,21 +384,22 @@ func namesLayer(m map[string]string, digest string) bool {
 }
 
 // A layer.ingested whose index is outside the image's layers is malformed; the notifier must
-// not crash the process on it.
+// not crash the process on it, and no attempt can mend it: Decode refuses it as an invalid
+// event, a permanent error (the bus reports it instead of retrying).
 func TestLayerIndexOutOfRange(t *testing.T) {
 	lines := &fakeLines{}
-	s, _ := newService(t, lines)
+	s, b := newService(t, lines)
 	job := eventstest.Job("https://registry.example/demo/hello:1.0")
-	in := events.LayerIngested{Job: job, Image: testImage(), Index: 7}
+	in := events.LayerIngested{Job: job, Image: testImage(), Index: 7, Layer: testLayers()[1]}
 	defer func() {
 		if r := recover(); r != nil {
 			t.Fatalf("a malformed layer.ingested crashed the notifier: %v", r)
 		}
 	}()
-	if err := handle(t, s, events.LayerIngestedType, job, in); err != nil {
-		t.Errorf("handle = %v, want nil (nothing to retry)", err)
+	if err := handle(t, s, events.LayerIngestedType, job, in); !events.IsPermanent(err) || !errors.Is(err, events.ErrInvalid) {
+		t.Errorf("handle = %v, want a permanent invalid-event error (nothing to retry)", err)
 	}
-	if len(lines.lines) != 0 {
-		t.Errorf("wrote %d lines for a layer that does not exist", len(lines.lines))
+	if len(lines.lines) != 0 || len(b.Envelopes()) != 0 {
+		t.Errorf("wrote %d lines and published %v for a layer that does not exist", len(lines.lines), b.Types())
 	}
 }

@@ -66,6 +66,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	if maxLayers <= 0 {
 		maxLayers = DefaultMaxLayers
 	}
+	maxLayers = min(maxLayers, events.MaxLayers) // what an event may name
 	desc, remoteImg, err := fetch(ctx, ref, s.Registry, maxLayers)
 	st, serr := store.Open(s.StoreRoot, job.CvmfsRepo)
 	if err == nil {

@@ -3,11 +3,13 @@ package resolver
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -28,8 +30,27 @@ import (
 
 func newService(t *testing.T) (*Service, *eventstest.Bus) {
 	b := &eventstest.Bus{}
-	return &Service{StoreRoot: t.TempDir(), Bus: b, Log: quietLog(), Registry: registrytest.Options()}, b
+	return &Service{StoreRoot: t.TempDir(), Bus: b, Log: quietLog(), Registry: registrytest.Options(),
+		Descriptions: &descriptions{bus: b}}, b
 }
+
+// descriptions is the in-memory description store, noting how many events had been
+// published when each description was stored.
+type descriptions struct {
+	eventstest.Descriptions
+	bus  *eventstest.Bus
+	mu   sync.Mutex
+	puts []int // events published before each Put
+}
+
+func (d *descriptions) Put(ctx context.Context, desc *events.Description) error {
+	d.mu.Lock()
+	d.puts = append(d.puts, len(d.bus.Envelopes()))
+	d.mu.Unlock()
+	return d.Descriptions.Put(ctx, desc)
+}
+
+func descsOf(s *Service) *descriptions { return s.Descriptions.(*descriptions) }
 
 func demo(t *testing.T, ref string) imagegen.Named {
 	t.Helper()
@@ -49,8 +70,9 @@ func pushDemo(t *testing.T, host string) {
 	}
 }
 
-// checkResolved checks the image.resolved and layer.requested events of one wish.
-func checkResolved(t *testing.T, b *eventstest.Bus, job events.Job, wantName string, want events.Image) events.Image {
+// checkResolved checks the image.resolved and layer.requested events of one wish, and the
+// description the resolver stored for the later stages before it published them.
+func checkResolved(t *testing.T, s *Service, b *eventstest.Bus, job events.Job, wantName string, want *events.Description) events.Image {
 	t.Helper()
 	res := b.OfType(events.ImageResolvedType)
 	if len(res) != 1 {
@@ -66,21 +88,40 @@ func checkResolved(t *testing.T, b *eventstest.Bus, job events.Job, wantName str
 	}
 	for _, c := range []struct{ what, got, want string }{
 		{"Name", img.Name, wantName},
-		{"Digest", img.Digest, want.Digest},
-		{"ConfigDigest", img.ConfigDigest, want.ConfigDigest},
+		{"Digest", img.Digest, want.Image.Digest},
+		{"ConfigDigest", img.ConfigDigest, want.Image.ConfigDigest},
+		{"MediaType", img.MediaType, want.Image.MediaType},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %q, want %q", c.what, c.got, c.want)
 		}
 	}
-	if !slices.Equal(img.Layers, want.Layers) {
-		t.Errorf("Layers = %+v\nwant %+v", img.Layers, want.Layers)
+	if img.LayerCount != len(want.Layers) {
+		t.Errorf("LayerCount = %d, want %d", img.LayerCount, len(want.Layers))
 	}
-	if string(img.Manifest) != string(want.Manifest) {
-		t.Errorf("Manifest = %s\nwant %s", img.Manifest, want.Manifest)
+	if err := img.Validate(); err != nil {
+		t.Errorf("the published image does not validate: %v", err)
 	}
-	if !slices.Equal(img.Config.Env, want.Config.Env) || !slices.Equal(img.Config.Cmd, want.Config.Cmd) {
-		t.Errorf("Config = %+v, want Env %v Cmd %v", img.Config, want.Config.Env, want.Config.Cmd)
+	// What the image holds is stored, before any event names it.
+	ds := descsOf(s)
+	if len(ds.puts) != 1 || ds.puts[0] != 0 {
+		t.Errorf("description stored %d times, after %v events; want once, before any event", len(ds.puts), ds.puts)
+	}
+	got, err := ds.Get(context.Background(), img)
+	if err != nil {
+		t.Fatalf("no description stored for the resolved image: %v", err)
+	}
+	if !slices.Equal(got.Layers, want.Layers) {
+		t.Errorf("Layers = %+v\nwant %+v", got.Layers, want.Layers)
+	}
+	if string(got.Manifest) != string(want.Manifest) {
+		t.Errorf("Manifest = %s\nwant %s", got.Manifest, want.Manifest)
+	}
+	if string(got.RawConfig) != string(want.RawConfig) {
+		t.Errorf("RawConfig = %s\nwant %s", got.RawConfig, want.RawConfig)
+	}
+	if !slices.Equal(got.Config.Env, want.Config.Env) || !slices.Equal(got.Config.Cmd, want.Config.Cmd) {
+		t.Errorf("Config = %+v, want Env %v Cmd %v", got.Config, want.Config.Env, want.Config.Cmd)
 	}
 	reqs := b.OfType(events.LayerRequestedType)
 	if got, want := len(reqs), len(want.Layers); got != want {
@@ -92,11 +133,14 @@ func checkResolved(t *testing.T, b *eventstest.Bus, job events.Job, wantName str
 		if lr.Index != i {
 			t.Errorf("request %d has Index %d", i, lr.Index)
 		}
-		if lr.Image.ConfigDigest != want.ConfigDigest || lr.Image.Layers[lr.Index] != want.Layers[i] {
-			t.Errorf("request %d: config %s layer %+v, want %s %+v", i, lr.Image.ConfigDigest, lr.Image.Layers[lr.Index], want.ConfigDigest, want.Layers[i])
+		if lr.Image != img || lr.Layer != want.Layers[i] {
+			t.Errorf("request %d: image %+v layer %+v, want %+v %+v", i, lr.Image, lr.Layer, img, want.Layers[i])
 		}
 		if lr.Job != job {
 			t.Errorf("request %d: Job = %+v, want %+v", i, lr.Job, job)
+		}
+		if err := lr.Validate(); err != nil {
+			t.Errorf("request %d does not validate: %v", i, err)
 		}
 		if ids[env.ID] {
 			t.Errorf("request %d reuses event id %s", i, env.ID)
@@ -116,7 +160,8 @@ func TestResolveTag(t *testing.T) {
 			if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
 				t.Fatal(err)
 			}
-			img := checkResolved(t, b, job, host+"/"+ref, eventstest.Image(t, demo(t, ref).Image))
+			repo, tag, _ := strings.Cut(ref, ":")
+			img := checkResolved(t, s, b, job, host+"/"+ref, eventstest.Describe(t, demo(t, ref).Image, host, repo, tag))
 			if img.Registry != host || img.Tag != strings.SplitN(ref, ":", 2)[1] {
 				t.Errorf("Registry %q Tag %q, want %q and the tag of %s", img.Registry, img.Tag, host, ref)
 			}
@@ -200,7 +245,7 @@ func TestResolveIndex(t *testing.T) {
 	if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
 		t.Fatal(err)
 	}
-	img := checkResolved(t, b, job, host+"/multi/arch:1", eventstest.Image(t, imgs["linux/amd64"]))
+	img := checkResolved(t, s, b, job, host+"/multi/arch:1", eventstest.Describe(t, imgs["linux/amd64"], host, "multi/arch", "1"))
 	if got, want := img.Platform, "linux/amd64"; got != want {
 		t.Errorf("Platform = %q, want %q", got, want)
 	}
@@ -329,8 +374,8 @@ func writeStore(t *testing.T, st *store.Store, name, config string, s storeState
 func TestResolveAlreadyConverted(t *testing.T) {
 	host := registrytest.Serve(t, nil)
 	pushDemo(t, host)
-	want := eventstest.Image(t, demo(t, "demo/hello:1.0").Image)
-	other := eventstest.Image(t, demo(t, "demo/hello:2.0").Image)
+	want := eventstest.Describe(t, demo(t, "demo/hello:1.0").Image, host, "demo/hello", "1.0")
+	other := eventstest.Describe(t, demo(t, "demo/hello:2.0").Image, host, "demo/hello", "2.0")
 	tests := []struct {
 		name         string
 		state        storeState
@@ -351,7 +396,7 @@ func TestResolveAlreadyConverted(t *testing.T) {
 			job := eventstest.Job("http://" + host + "/demo/hello:1.0")
 			job.ConvertAgain = tt.convertAgain
 			name := host + "/demo/hello:1.0"
-			writeStore(t, store.New(filepath.Join(s.StoreRoot, job.CvmfsRepo)), name, want.ConfigDigest, tt.state)
+			writeStore(t, store.New(filepath.Join(s.StoreRoot, job.CvmfsRepo)), name, want.Image.ConfigDigest, tt.state)
 			if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
 				t.Fatal(err)
 			}
@@ -363,8 +408,8 @@ func TestResolveAlreadyConverted(t *testing.T) {
 			if r.AlreadyConverted != tt.wantDone {
 				t.Errorf("AlreadyConverted = %v, want %v", r.AlreadyConverted, tt.wantDone)
 			}
-			if r.Image.ConfigDigest != want.ConfigDigest {
-				t.Errorf("ConfigDigest = %s, want %s", r.Image.ConfigDigest, want.ConfigDigest)
+			if r.Image.ConfigDigest != want.Image.ConfigDigest {
+				t.Errorf("ConfigDigest = %s, want %s", r.Image.ConfigDigest, want.Image.ConfigDigest)
 			}
 			wantReqs := len(want.Layers)
 			if tt.wantDone {
@@ -387,8 +432,12 @@ func TestResolvedManifestIsRaw(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := eventstest.Decode[events.ImageResolved](t, b.OfType(events.ImageResolvedType)[0])
+	desc, err := descsOf(s).Get(context.Background(), r.Image) // checks the manifest against r.Image.Digest
+	if err != nil {
+		t.Fatal(err)
+	}
 	var m v1.Manifest
-	if err := json.Unmarshal(r.Image.Manifest, &m); err != nil {
+	if err := json.Unmarshal(desc.Manifest, &m); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := m.Config.Digest.String(), r.Image.ConfigDigest; got != want {
@@ -397,4 +446,107 @@ func TestResolvedManifestIsRaw(t *testing.T) {
 	if got, want := r.Image.MediaType, string(types.OCIManifestSchema1); got != want {
 		t.Errorf("MediaType = %q, want %q", got, want)
 	}
+}
+
+// checkRefused checks that a wish failed at once, on its first attempt: Handle returns nil
+// (no redelivery), only image.failed is published, naming the wanted substrings, and no
+// description is stored.
+func checkRefused(t *testing.T, s *Service, b *eventstest.Bus, job events.Job, wantMsg ...string) {
+	t.Helper()
+	if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
+		t.Fatalf("Handle returned %v; a refused image must fail at once, not be retried", err)
+	}
+	if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
+		t.Fatalf("published %v, want only %s", got, events.ImageFailedType)
+	}
+	f := eventstest.Decode[events.ImageFailed](t, b.Envelopes()[0])
+	if f.Stage != Name || f.Image != nil || f.Job != job {
+		t.Errorf("ImageFailed = %+v, want stage %s, no image, the job", f, Name)
+	}
+	for _, m := range wantMsg {
+		if !strings.Contains(f.Error, m) {
+			t.Errorf("Error %q does not contain %q", f.Error, m)
+		}
+	}
+	if n := len(descsOf(s).puts); n != 0 {
+		t.Errorf("%d descriptions stored for a refused image", n)
+	}
+}
+
+func pushImage(t *testing.T, host, repo string, img v1.Image) {
+	t.Helper()
+	ref, err := name.ParseReference(host+"/"+repo, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A config over 4 MiB is refused from its size in the manifest, before it is fetched.
+func TestResolveConfigTooLarge(t *testing.T) {
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.Config.Labels = map[string]string{"huge": strings.Repeat("x", events.MaxConfigBytes)}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Config.Size <= events.MaxConfigBytes {
+		t.Fatalf("config of %d bytes, want over %d", m.Config.Size, events.MaxConfigBytes)
+	}
+	var configGets atomic.Int32
+	host := registrytest.Serve(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+m.Config.Digest.String()) {
+				configGets.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	pushImage(t, host, "big/config:1", img)
+	s, b := newService(t)
+	checkRefused(t, s, b, eventstest.Job("http://"+host+"/big/config:1"),
+		"big/config:1", fmt.Sprint(m.Config.Size), fmt.Sprint(events.MaxConfigBytes))
+	if n := configGets.Load(); n != 0 {
+		t.Errorf("the config was fetched %d times; it must be refused before it is read", n)
+	}
+}
+
+func TestResolveTooManyLayers(t *testing.T) {
+	host := registrytest.Serve(t, nil)
+	for _, n := range []int{3, 4} {
+		img, err := random.Image(64, int64(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pushImage(t, host, fmt.Sprintf("deep/layers:%d", n), img)
+	}
+	t.Run("at the limit", func(t *testing.T) {
+		s, b := newService(t)
+		s.MaxLayers = 3
+		job := eventstest.Job("http://" + host + "/deep/layers:3")
+		if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(b.OfType(events.LayerRequestedType)); got != 3 || len(b.OfType(events.ImageFailedType)) != 0 {
+			t.Errorf("published %v, want image.resolved and 3 layer.requested", b.Types())
+		}
+	})
+	t.Run("over the limit", func(t *testing.T) {
+		s, b := newService(t)
+		s.MaxLayers = 3
+		checkRefused(t, s, b, eventstest.Job("http://"+host+"/deep/layers:4"), "deep/layers:4", "4 layers", "limit of 3")
+	})
 }

@@ -19,18 +19,24 @@ import (
 	"flatbed.dev/pkg/thin"
 )
 
-// flattened is the image.flattened event of demo/hello:2.0 (3 layers) for job.
-func flattened(t *testing.T, job events.Job) events.ImageFlattened {
+// hello is what the resolver stores of demo/hello:2.0 (3 layers) found at
+// registry.example/demo/hello:2.0.
+func hello(t *testing.T) *events.Description {
 	t.Helper()
-	var n imagegen.Named
 	for _, d := range imagegen.Demo() {
 		if d.Ref() == "demo/hello:2.0" {
-			n = d
+			return eventstest.Describe(t, d.Image, "registry.example", "demo/hello", "2.0")
 		}
 	}
-	img := eventstest.Image(t, n.Image)
+	t.Fatal("no demo image demo/hello:2.0")
+	return nil
+}
+
+// flattened is the image.flattened event of demo/hello:2.0 for job.
+func flattened(t *testing.T, job events.Job) events.ImageFlattened {
+	t.Helper()
+	img := hello(t).Image
 	hex := store.Hex(img.ConfigDigest)
-	img.Registry, img.Repository, img.Tag, img.Name = "registry.example", "demo/hello", "2.0", "registry.example/demo/hello:2.0"
 	return events.ImageFlattened{Job: job, Image: img, FlatPath: ".flat/" + hex[:2] + "/" + hex, PublicPath: img.Name}
 }
 
@@ -43,9 +49,16 @@ func (c *requestCounter) wrap(h http.Handler) http.Handler {
 	})
 }
 
-func newService() (*Service, *eventstest.Bus) {
+// newService is a thin pusher whose description store holds demo/hello:2.0, as the resolver
+// leaves it.
+func newService(t *testing.T) (*Service, *eventstest.Bus) {
+	t.Helper()
 	b := &eventstest.Bus{}
-	return &Service{Bus: b, Log: quietLog(), Registry: registrytest.Options(), MaxAttempts: 3}, b
+	descs := &eventstest.Descriptions{}
+	if err := descs.Put(context.Background(), hello(t)); err != nil {
+		t.Fatal(err)
+	}
+	return &Service{Bus: b, Log: quietLog(), Registry: registrytest.Options(), MaxAttempts: 3, Descriptions: descs}, b
 }
 
 func handle(t *testing.T, s *Service, in events.ImageFlattened, attempt int) error {
@@ -69,7 +82,7 @@ func TestSkipped(t *testing.T) {
 			job := eventstest.Job("https://registry.example/demo/hello:2.0")
 			job.SkipThin, job.ThinImage = tt.skip, tt.thinImage
 			in := flattened(t, job)
-			s, b := newService()
+			s, b := newService(t)
 			if err := handle(t, s, in, 1); err != nil {
 				t.Fatal(err)
 			}
@@ -107,7 +120,7 @@ func TestPush(t *testing.T) {
 			job.CvmfsRepo = tt.repo
 			job.ThinImage = "http://" + host + "/unpacked/sync/hello_thin:" + string(rune('a'+i))
 			in := flattened(t, job)
-			s, b := newService()
+			s, b := newService(t)
 			if err := handle(t, s, in, 1); err != nil {
 				t.Fatal(err)
 			}
@@ -141,8 +154,9 @@ func TestPush(t *testing.T) {
 			if m.Version != "1.0" || m.Origin != job.Image {
 				t.Errorf("thin.json version %q origin %q, want 1.0 and %q", m.Version, m.Origin, job.Image)
 			}
+			desc := hello(t)
 			var want []thin.Layer
-			for _, l := range in.Image.Layers {
+			for _, l := range desc.Layers {
 				hex := store.Hex(l.Digest)
 				want = append(want, thin.Layer{Digest: hex, URL: tt.wantURL(hex)})
 			}
@@ -153,12 +167,12 @@ func TestPush(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantEnv := append([]string{"CVMFS_IMAGE=true"}, in.Image.Config.Env...)
+			wantEnv := append([]string{"CVMFS_IMAGE=true"}, desc.Config.Env...)
 			if !slices.Equal(cf.Config.Env, wantEnv) {
 				t.Errorf("thin config Env = %q, want %q", cf.Config.Env, wantEnv)
 			}
-			if !slices.Equal(cf.Config.Cmd, in.Image.Config.Cmd) {
-				t.Errorf("thin config Cmd = %q, want %q", cf.Config.Cmd, in.Image.Config.Cmd)
+			if !slices.Equal(cf.Config.Cmd, desc.Config.Cmd) {
+				t.Errorf("thin config Cmd = %q, want %q", cf.Config.Cmd, desc.Config.Cmd)
 			}
 			if ls, err := img.Layers(); err != nil || len(ls) != 1 {
 				t.Errorf("thin image has %d layers (%v), want 1", len(ls), err)
@@ -192,7 +206,7 @@ func TestPushFailure(t *testing.T) {
 			job := eventstest.Job("https://registry.example/demo/hello:2.0")
 			job.ThinImage = "http://" + host + "/unpacked/sync/hello_thin:2.0"
 			in := flattened(t, job)
-			s, b := newService()
+			s, b := newService(t)
 			err := handle(t, s, in, 1)
 			if tc.permanent {
 				if err != nil {
@@ -227,12 +241,37 @@ func TestBadThinImageName(t *testing.T) {
 	job := eventstest.Job("https://registry.example/demo/hello:2.0")
 	job.ThinImage = "http://registry.example/UPPER/x:1"
 	in := flattened(t, job)
-	s, b := newService()
+	s, b := newService(t)
 	// A name that cannot be pushed to fails on the first attempt: retrying cannot mend it.
 	if err := handle(t, s, in, 1); err != nil {
 		t.Fatalf("first attempt: %v", err)
 	}
 	if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
 		t.Fatalf("published %v, want only %s", got, events.ImageFailedType)
+	}
+}
+
+// The layers and config of the thin image come from the stored description: without one it
+// cannot be built, however often it is tried, and the wish fails at once.
+func TestPushNoDescription(t *testing.T) {
+	var c requestCounter
+	host := registrytest.Serve(t, c.wrap)
+	job := eventstest.Job("https://registry.example/demo/hello:2.0")
+	job.ThinImage = "http://" + host + "/unpacked/sync/hello_thin:2.0"
+	in := flattened(t, job)
+	s, b := newService(t)
+	s.Descriptions = &eventstest.Descriptions{} // empty
+	if err := handle(t, s, in, 1); err != nil {
+		t.Fatalf("first attempt: %v, want the failure published at once", err)
+	}
+	if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
+		t.Fatalf("published %v, want only %s", got, events.ImageFailedType)
+	}
+	f := eventstest.Decode[events.ImageFailed](t, b.Envelopes()[0])
+	if f.Stage != Name || f.Image == nil || *f.Image != in.Image || !strings.Contains(f.Error, events.ErrNoDescription.Error()) {
+		t.Errorf("ImageFailed = %+v, want stage %s, the image and %q", f, Name, events.ErrNoDescription)
+	}
+	if got := c.n.Load(); got != 0 {
+		t.Errorf("%d registry requests without a description", got)
 	}
 }
