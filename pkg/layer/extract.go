@@ -73,8 +73,8 @@ type extractor struct {
 	linkPaths    map[string]struct{} // paths recorded in meta.Links
 	implicit     map[string]struct{} // parents made without an entry of their own
 	dropped      map[string]struct{} // paths of entries not kept, for meta.Dropped
-	droppedBytes int
-	badTar       bool // the tar stream itself was malformed
+	droppedBytes int                 // their lengths summed, bounded by droppedBytesMax
+	badTar       bool                // the tar stream itself was malformed
 }
 
 // Extract reads the compressed blob r (gzip, zstd or plain tar, detected by magic bytes),
