@@ -36,6 +36,7 @@ test-deps:
 lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet work
+	scripts/check-versions.sh
 	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) build ./... ) || exit 1; done
 
 unit:

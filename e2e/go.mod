@@ -3,7 +3,7 @@ module flatbed.dev/e2e
 go 1.26.0
 
 require (
-	flatbed.dev/events v0.0.0-00010101000000-000000000000
+	flatbed.dev/events v0.0.0
 	flatbed.dev/pkg v0.0.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/nats-io/nats.go v1.55.0
