@@ -12,7 +12,12 @@ import (
 
 // BenchmarkBuild flattens 3 layers of 2000 small files each, every layer overwriting a third
 // of the previous one's files.
-func BenchmarkBuild(b *testing.B) {
+func BenchmarkBuild(b *testing.B) { benchmarkBuild(b, Options{}) }
+
+// BenchmarkBuildLinked is BenchmarkBuild with the files hard-linked to the layers'.
+func BenchmarkBuildLinked(b *testing.B) { benchmarkBuild(b, Options{LinkFiles: true}) }
+
+func benchmarkBuild(b *testing.B, opts Options) {
 	var layers []Layer
 	for i := range 3 {
 		l := newLayerFS(b, layer.WhiteoutOCI)
@@ -28,7 +33,7 @@ func BenchmarkBuild(b *testing.B) {
 		if err := os.Mkdir(dst, 0o700); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := Build(context.Background(), dst, layers, Options{}); err != nil {
+		if _, err := Build(context.Background(), dst, layers, opts); err != nil {
 			b.Fatal(err)
 		}
 	}

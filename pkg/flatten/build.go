@@ -21,13 +21,22 @@ type Layer struct {
 // Options tune Build.
 type Options struct {
 	Logger *slog.Logger // nil: no logging
+	// LinkFiles makes each regular file of the tree a hard link to the layer's file instead
+	// of a copy: the flat tree then costs no second copy of the contents. The layer's file
+	// already has exactly the owner, mode, times and xattrs a copy would get. Nothing ever
+	// writes into a file of a tree (files are replaced whole, by a new name and a rename),
+	// so a layer's files never change. Where a link cannot be made (another file system,
+	// the file system's link limit), the file is copied (copy_file_range: a reflink where
+	// the file system can).
+	LinkFiles bool
 }
 
 // Stats counts what Build wrote, summed over all layers (an entry a later layer replaces or
 // deletes is still counted for the layer that wrote it).
 type Stats struct {
 	Layers    int
-	Files     int64 // regular files copied
+	Files     int64 // regular files copied or linked
+	Linked    int64 // of them, hard links to the layer's file (Options.LinkFiles)
 	Dirs      int64 // directories created or merged
 	Symlinks  int64
 	Hardlinks int64 // hard links made, within a layer and from Meta.Links
@@ -56,6 +65,7 @@ func Build(ctx context.Context, dst string, layers []Layer, opts Options) (*Stat
 		log:     log,
 		root:    root,
 		priv:    os.Geteuid() == 0,
+		link:    opts.LinkFiles,
 		trusted: hasCapability(capSysAdmin),
 		dirs:    map[string]dirMeta{},
 	}
@@ -83,6 +93,7 @@ type builder struct {
 	log     *slog.Logger
 	root    int  // fd of dst
 	priv    bool // root: may chown and mknod
+	link    bool // hard-link regular files to the layer's (Options.LinkFiles)
 	trusted bool // may read trusted.* xattrs (overlay opaque markers)
 	dirs    map[string]dirMeta
 	stats   Stats

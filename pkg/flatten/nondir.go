@@ -1,6 +1,7 @@
 package flatten
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -47,6 +48,19 @@ func (a *applier) nonDir(src, dst int, path string, e entry) error {
 // file copies a regular file. Order matters: chown clears setuid/setgid bits and file
 // capabilities, so xattrs and mode come after it, and times last.
 func (a *applier) file(src, dst int, path string, e entry) error {
+	if a.b.link {
+		err := unix.Linkat(src, e.name, dst, e.name, 0)
+		if err == nil {
+			a.b.stats.Files++
+			a.b.stats.Linked++
+			return nil
+		}
+		if !errors.Is(err, unix.EXDEV) && !errors.Is(err, unix.EMLINK) && !errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("linking: %w", err)
+		}
+		// Another file system, the link limit, or protected_hardlinks: copy this one.
+		a.b.log.Debug("file copied, not linked", "layer", a.name, "path", path, "err", err)
+	}
 	s, err := unix.Openat(src, e.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Store is one repository root, e.g. /cvmfs/unpacked.cern.ch or DIR/<cvmfs_repo>.
@@ -125,6 +127,11 @@ func (s *Store) TempDir(final string) (string, error) {
 // the existing copy is kept, never half-replaced.
 func (s *Store) Publish(tmp, final string) (won bool, err error) {
 	defer releaseTemp(tmp)
+	// One syncfs for the whole finished tree, not an fsync per file: what appears under a
+	// final name after a crash is complete.
+	if err := syncFS(tmp); err != nil {
+		return false, fmt.Errorf("syncing %s: %w", tmp, err)
+	}
 	err = os.Rename(tmp, final)
 	if err == nil {
 		return true, syncDir(filepath.Dir(final))
@@ -146,4 +153,13 @@ func syncDir(dir string) error {
 	defer f.Close()
 	_ = f.Sync() // best effort: some file systems refuse fsync on directories
 	return nil
+}
+
+func syncFS(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Syncfs(fd)
 }
