@@ -56,26 +56,31 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) (changed bool, 
 	if err != nil {
 		return false, err
 	}
+	return true, replaceWith(f, path, data, mode)
+}
+
+// replaceWith writes data to the temporary f, then renames it to path, and closes it.
+func replaceWith(f *os.File, path string, data []byte, mode os.FileMode) error {
 	tmp := f.Name()
 	defer os.Remove(tmp)
 	if _, err := f.Write(data); err != nil {
 		f.Close()
-		return false, fmt.Errorf("writing %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := f.Chmod(mode); err != nil {
 		f.Close()
-		return false, err
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return false, fmt.Errorf("syncing %s: %w", path, err)
+		return fmt.Errorf("syncing %s: %w", path, err)
 	}
 	// Renamed while still open, so the lock covers the temporary until it has its final name.
 	if err := os.Rename(tmp, path); err != nil {
 		f.Close()
-		return false, fmt.Errorf("writing %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	return true, f.Close()
+	return f.Close()
 }
 
 // SymlinkAtomic makes path a symlink to target, replacing what was there in one rename.

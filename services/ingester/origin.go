@@ -2,55 +2,52 @@ package ingester
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-
-	"github.com/gofrs/flock"
 
 	"flatbed.dev/pkg/store"
 )
 
 // addOrigin records in .layers/xx/<d>/.metadata/origin.json that image config uses the layer
 // (DUCC's back-links, used by garbage collection). Unchanged files are not rewritten.
+// Several ingesters may add origins to one shared layer at once: the update holds a lock
+// on the .metadata directory itself, so no lock file is published in the store.
 func addOrigin(st *store.Store, layerDigest string, configDigests ...string) error {
-	dir := st.LayerMeta(layerDigest)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
-	}
-	path := filepath.Join(dir, "origin.json")
-	// Several ingesters may add origins to one shared layer at once.
-	lock := flock.New(path + ".lock")
-	if err := lock.Lock(); err != nil {
-		return fmt.Errorf("locking %s: %w", path, err)
-	}
-	defer lock.Unlock()
-	var o struct {
-		Origin []string `json:"origin"`
-	}
-	if b, err := os.ReadFile(path); err == nil {
-		if err := json.Unmarshal(b, &o); err != nil {
-			return fmt.Errorf("parsing %s: %w", path, err)
+	path := filepath.Join(st.LayerMeta(layerDigest), "origin.json")
+	_, err := store.UpdateFileAtomic(path, 0o644, func(old []byte) ([]byte, error) {
+		var o struct {
+			Origin []string `json:"origin"`
 		}
-	}
-	n := len(o.Origin)
-	for _, c := range configDigests {
-		if !slices.Contains(o.Origin, c) {
-			o.Origin = append(o.Origin, c)
+		if old != nil {
+			if err := json.Unmarshal(old, &o); err != nil {
+				return nil, fmt.Errorf("parsing %s: %w", path, err)
+			}
 		}
-	}
-	if len(o.Origin) == n {
-		return nil
-	}
-	// Sorted, so the file depends on which images use the layer, not on which came first.
-	slices.Sort(o.Origin)
-	b, err := json.Marshal(o)
+		n := len(o.Origin)
+		for _, c := range configDigests {
+			if !slices.Contains(o.Origin, c) {
+				o.Origin = append(o.Origin, c)
+			}
+		}
+		if len(o.Origin) == n {
+			return old, nil
+		}
+		// Sorted, so the file depends on which images use the layer, not on which came first.
+		slices.Sort(o.Origin)
+		return json.Marshal(o)
+	})
 	if err != nil {
 		return err
 	}
-	_, err = store.WriteFileAtomic(path, b, 0o644)
-	return err
+	// Earlier versions locked "origin.json.lock", left in the published store.
+	if err := os.Remove(path + ".lock"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing the stale %s.lock: %w", path, err)
+	}
+	return nil
 }
 
 // readOrigins returns the images origin.json records for a layer (none when it has none).
