@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests need on Debian 12: the distribution registry (docker-registry) and
-# the reference clients umoci and skopeo. nats-server is built by the e2e tests from the Go
+# the reference clients umoci, skopeo and podman. nats-server is built by the e2e tests from the Go
 # module cache, at the version flatbed embeds (Debian's 2.9 is too old).
 set -euo pipefail
 need=()
-for pair in docker-registry:docker-registry umoci:umoci skopeo:skopeo; do
+for pair in docker-registry:docker-registry umoci:umoci skopeo:skopeo podman:podman; do
   bin=${pair%%:*} pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done
