@@ -92,7 +92,8 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	return err
 }
 
-// flatten builds the flat tree of the image unless it is there, links the public path,
+// flatten builds the flat tree of the image unless it is there (for -g, builds it again and
+// swaps it in), links the public path,
 // records the manifest and publishes image.flattened, all while holding the image's lease:
 // of the layer.ingested events of one image that all end here, the handler that built the
 // tree publishes first, so the one event JetStream keeps for the wish says it was built.
@@ -112,8 +113,9 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 		defer release()
 	}
 	present := st.HasFlat(img.ConfigDigest)
-	if !present {
-		won, err := s.build(ctx, st, in, desc, final, log)
+	again := present && rebuild(final, in.Job)
+	if !present || again {
+		won, err := s.build(ctx, st, in, desc, final, again, log)
 		if err != nil {
 			return err
 		}
@@ -140,8 +142,8 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 }
 
 // build makes the flat tree in a temporary directory and renames it into place; won is false
-// when another process published it first.
-func (s *Service) build(ctx context.Context, st *store.Store, in events.LayerIngested, desc *events.Description, final string, log *slog.Logger) (won bool, err error) {
+// when another process published it first. With again (-g) it replaces the tree there.
+func (s *Service) build(ctx context.Context, st *store.Store, in events.LayerIngested, desc *events.Description, final string, again bool, log *slog.Logger) (won bool, err error) {
 	layers := make([]flatten.Layer, 0, len(desc.Layers))
 	for _, l := range desc.Layers {
 		m, err := layer.ReadMeta(st.LayerMeta(l.Digest))
@@ -167,7 +169,11 @@ func (s *Service) build(ctx context.Context, st *store.Store, in events.LayerIng
 		}
 		return false, err
 	}
-	won, err = st.Publish(tmp, final)
+	if again {
+		won, err = true, st.Replace(tmp, final)
+	} else {
+		won, err = st.Publish(tmp, final)
+	}
 	if err != nil {
 		return false, err
 	}
@@ -175,7 +181,7 @@ func (s *Service) build(ctx context.Context, st *store.Store, in events.LayerIng
 		s.Metrics.Images.WithLabelValues("built").Inc()
 		s.Metrics.Bytes.Add(float64(stats.Bytes))
 	}
-	log.Info("flat root file system built", "files", stats.Files, "bytes", stats.Bytes, "published", won)
+	log.Info("flat root file system built", "files", stats.Files, "bytes", stats.Bytes, "published", won, "replaced", again)
 	return won, nil
 }
 
