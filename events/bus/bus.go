@@ -2,17 +2,12 @@ package bus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	wmjs "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/jetstream"
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,8 +17,7 @@ import (
 
 // Options configures a Bus.
 type Options struct {
-	// Connect opens a new NATS connection. The bus opens one for publishing and one per
-	// consumer worker, because a watermill subscriber drains its connection when it closes.
+	// Connect opens a NATS connection; the bus opens one and watches it (Healthy).
 	Connect func(name string) (*nats.Conn, error)
 	// Source is the CloudEvents source of what this process publishes, e.g. "flatbed/resolver".
 	Source string
@@ -34,6 +28,9 @@ type Options struct {
 	RetryBase time.Duration
 	// Replicas of the streams; 0 chooses 3 when the server is part of a cluster, else 1.
 	Replicas int
+	// StreamMaxBytes bounds the pipeline stream. 0 keeps the limit of an existing stream
+	// and creates a new one with DefaultStreamMaxBytes.
+	StreamMaxBytes int64
 }
 
 // Bus publishes events and runs the durable consumers of the services in this process.
@@ -42,19 +39,22 @@ type Bus struct {
 	log       *slog.Logger
 	nc        *nats.Conn
 	js        jetstream.JetStream
-	pub       message.Publisher
-	router    *message.Router
-	inflight  sync.Map // watermill message UUID -> jetstream.Msg, for heartbeats and attempts
+	conns     conns
 	metrics   *metrics
 	consumers *consumerCollector
 	replicas  int
-	closers   []func()
 
-	busy     atomic.Int64 // handlers running now
-	stopping atomic.Bool  // no new work: deliveries are handed back for redelivery
+	handlers []registered  // added by Handle, started by Run
+	running  chan struct{} // closed once Run has started every consumer
+	started  sync.Once     // closes running
+	ran      atomic.Bool   // Run was called
+
+	mu       sync.Mutex
+	stopping bool // no new work: deliveries are handed back for redelivery
+	consume  []jetstream.ConsumeContext
 }
 
-// New connects the bus and makes sure the streams exist.
+// New connects the bus, checks the server's version and makes sure the streams exist.
 func New(ctx context.Context, o Options) (*Bus, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -65,15 +65,14 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 	if o.Registerer == nil {
 		o.Registerer = prometheus.DefaultRegisterer
 	}
-	b := &Bus{opts: o, log: o.Logger}
-	nc, err := o.Connect(o.Source + "/publisher")
+	b := &Bus{opts: o, log: o.Logger, running: make(chan struct{})}
+	nc, err := b.connect(o.Source)
 	if err != nil {
 		return nil, err
 	}
 	b.nc = nc
-	b.closers = append(b.closers, nc.Close)
 	if b.js, err = jetstream.New(nc); err != nil {
-		nc.Close()
+		b.conns.closeAll()
 		return nil, fmt.Errorf("opening JetStream: %w", err)
 	}
 	replicas := o.Replicas
@@ -84,31 +83,12 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 		}
 	}
 	b.replicas = replicas
-	if err := EnsureStreams(ctx, b.js, replicas); err != nil {
-		nc.Close()
+	if err := EnsureStreams(ctx, b.js, StreamOptions{Replicas: replicas, MaxBytes: o.StreamMaxBytes}); err != nil {
+		b.conns.closeAll()
 		return nil, err
 	}
-	wlog := watermillLogger(o.Logger)
-	pub, err := wmjs.NewPublisher(wmjs.PublisherConfig{
-		Conn:   nc,
-		Logger: wlog,
-		// The publisher sends to the "stream name" of a topic: make it the subject itself.
-		ConfigureStream: func(topic string) jetstream.StreamConfig { return jetstream.StreamConfig{Name: topic} },
-	})
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("creating publisher: %w", err)
-	}
-	b.pub = pub
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, wlog)
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("creating router: %w", err)
-	}
-	router.AddMiddleware(middleware.Recoverer)
-	b.router = router
 	b.metrics = newMetrics(o.Registerer)
-	b.consumers = newConsumerCollector(b.js)
+	b.consumers = newConsumerCollector(b.js, b.log)
 	_ = o.Registerer.Register(b.consumers) // a second bus in one process reports through the first
 	return b, nil
 }
@@ -123,12 +103,7 @@ func (b *Bus) Publish(ctx context.Context, env *events.Envelope) error {
 	if err != nil {
 		return err
 	}
-	wm := message.NewMessage(watermill.NewUUID(), m.Data)
-	for k, v := range m.Header {
-		wm.Metadata.Set(k, v[0])
-	}
-	wm.SetContext(ctx)
-	if err := b.pub.Publish(m.Subject, wm); err != nil {
+	if _, err := b.js.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("publishing %s %s: %w", env.Type, env.ID, err)
 	}
 	b.metrics.published.WithLabelValues(env.Type).Inc()
@@ -138,55 +113,72 @@ func (b *Bus) Publish(ctx context.Context, env *events.Envelope) error {
 // Run runs every consumer added with Handle until ctx ends, then stops taking work, lets the
 // handlers in flight finish and acknowledge, and returns.
 func (b *Bus) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
-	// The router's own context stays alive while draining: watermill acknowledges with it.
-	go func() { errc <- b.router.Run(context.WithoutCancel(ctx)) }()
+	b.ran.Store(true)
+	// Handlers keep their context while draining; it ends only when the drain times out.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	err := b.start(work)
+	b.started.Do(func() { close(b.running) })
+	if err != nil {
+		b.drain(cancelWork)
+		return err
+	}
 	go b.janitor(ctx)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	b.drain()
-	if err := b.router.Close(); err != nil {
-		return err
-	}
-	if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
+	<-ctx.Done()
+	b.drain(cancelWork)
 	return nil
 }
 
-// DrainTimeout bounds how long Close and Run wait for handlers in flight.
+// Running is closed once Run has started every consumer.
+func (b *Bus) Running() <-chan struct{} { return b.running }
+
+// DrainTimeout bounds how long Close and Run wait for handlers in flight; then their
+// context is cancelled.
 var DrainTimeout = 60 * time.Second
 
-// drain stops taking new work and waits for the handlers in flight, so their
-// acknowledgements are sent before the subscriptions close (watermill drops them otherwise).
-func (b *Bus) drain() {
-	b.stopping.Store(true)
-	deadline := time.Now().Add(DrainTimeout)
-	for b.busy.Load() > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+// drain stops taking new work and waits until every handler in flight has returned and its
+// delivery has been acknowledged (or handed back), so nothing is left for AckWait to redeliver.
+func (b *Bus) drain(cancelWork context.CancelFunc) {
+	b.mu.Lock()
+	if b.stopping {
+		b.mu.Unlock()
+		return
 	}
-	// The acknowledgement follows the handler's return by one round trip.
-	time.Sleep(200 * time.Millisecond)
+	b.stopping = true
+	consume := b.consume
+	b.mu.Unlock()
+	for _, cc := range consume {
+		cc.Drain() // no more pulls; a message already buffered is handed back at once
+	}
+	done := make(chan struct{})
+	go func() {
+		for _, cc := range consume {
+			// Closed once the subscription is gone and its callback has returned: the
+			// callback acknowledges (or hands back) before it returns.
+			<-cc.Closed()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+		return
+	case <-time.After(DrainTimeout):
+	}
+	b.log.Warn("handlers still running after the drain timeout; cancelling them", "timeout", DrainTimeout)
+	cancelWork()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		b.log.Error("handlers ignored cancellation; their deliveries come again after their ack wait")
+	}
 }
 
-// Running is closed once the router has started its consumers.
-func (b *Bus) Running() chan struct{} { return b.router.Running() }
-
-// Close stops taking work, waits for the handlers in flight, then closes the router and every
-// connection the bus opened.
+// Close stops taking work, waits for the handlers in flight, then closes the connection.
 func (b *Bus) Close() error {
-	if !b.stopping.Load() {
-		b.drain()
+	if b.ran.Load() {
+		b.drain(func() {})
 	}
-	var err error
-	if b.router.IsRunning() { // closing a router that never ran waits for its CloseTimeout
-		err = b.router.Close()
-	}
-	for _, c := range b.closers {
-		c()
-	}
-	return err
+	b.consumers.stop()
+	b.conns.closeAll()
+	return nil
 }

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime/debug"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	wmjs "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/jetstream"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,7 +56,8 @@ func (d *Delivery) LastAttempt() bool { return d.Attempt >= d.MaxAttempts }
 // delivery may come again after a crash.
 type Handler func(ctx context.Context, d *Delivery) error
 
-// Handle creates (or updates) the durable consumer and registers h to run on it.
+// Handle creates (or updates) the durable consumer and registers h to run on it once Run
+// starts.
 func (b *Bus) Handle(ctx context.Context, c Consumer, h Handler) error {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 1
@@ -74,100 +73,150 @@ func (b *Bus) Handle(ctx context.Context, c Consumer, h Handler) error {
 	if err != nil {
 		return fmt.Errorf("opening stream %s: %w", events.Stream, err)
 	}
-	if _, err := stream.CreateOrUpdateConsumer(ctx, cfg); err != nil {
+	cons, err := stream.CreateOrUpdateConsumer(ctx, cfg)
+	if err != nil {
 		return fmt.Errorf("creating consumer %s: %w", c.Name, err)
 	}
 	b.consumers.add(c.Name)
-	for i := 0; i < c.Concurrency; i++ {
-		nc, err := b.opts.Connect(fmt.Sprintf("%s/%s-%d", b.opts.Source, c.Name, i))
-		if err != nil {
-			return err
-		}
-		b.closers = append(b.closers, nc.Close)
-		sub, err := wmjs.NewSubscriber(wmjs.SubscriberConfig{
-			Conn:   nc,
-			Logger: watermillLogger(b.log),
-			// The server's AckWait (kept alive by heartbeats) decides redelivery, not watermill.
-			AckWaitTimeout: 7 * 24 * time.Hour,
-			ResourceInitializer: func(ctx context.Context, js jetstream.JetStream, _ string) (jetstream.Consumer, func(context.Context, watermill.LoggerAdapter), error) {
-				cons, err := js.Consumer(ctx, events.Stream, c.Name)
-				return cons, nil, err
-			},
-			NakDelay:    backoff{base: b.opts.RetryBase},
-			Unmarshaler: unmarshaler{b},
-			// One message at a time per worker: a prefetched message's ack wait would run out
-			// while it waits behind a long layer.
-			// Short heartbeats: after a server or consumer leader is lost, a pull that will never
-			// be answered is noticed within seconds and pulled again elsewhere.
-			ConsumeOptions: []jetstream.PullConsumeOpt{
+	b.handlers = append(b.handlers, registered{c: c, h: h, cons: cons})
+	return nil
+}
+
+// registered is a handler and the durable consumer it reads.
+type registered struct {
+	c    Consumer
+	h    Handler
+	cons jetstream.Consumer
+}
+
+// start pulls from every registered consumer, Concurrency pulls at a time for each.
+func (b *Bus) start(work context.Context) error {
+	for _, r := range b.handlers {
+		for range r.c.Concurrency {
+			b.mu.Lock()
+			if b.stopping {
+				b.mu.Unlock()
+				return nil
+			}
+			cc, err := r.cons.Consume(func(jm jetstream.Msg) { b.deliver(work, r, jm) },
+				// One message at a time per pull: a prefetched message's ack wait would run
+				// out while it waits behind a long layer.
+				// Short heartbeats: after a server or consumer leader is lost, a pull that
+				// will never be answered is noticed within seconds and pulled again elsewhere.
 				jetstream.PullMaxMessages(1),
-				jetstream.PullExpiry(10 * time.Second),
-				jetstream.PullHeartbeat(2 * time.Second),
+				jetstream.PullExpiry(10*time.Second),
+				jetstream.PullHeartbeat(2*time.Second),
 				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-					b.log.Warn("consumer interrupted, resuming", "consumer", c.Name, "err", err)
+					b.log.Warn("consumer interrupted, resuming", "consumer", r.c.Name, "err", err)
 				}),
-			},
-		})
-		if err != nil {
-			return fmt.Errorf("creating subscriber %s: %w", c.Name, err)
+			)
+			if err == nil {
+				b.consume = append(b.consume, cc)
+			}
+			b.mu.Unlock()
+			if err != nil {
+				return fmt.Errorf("consuming %s: %w", r.c.Name, err)
+			}
 		}
-		b.router.AddConsumerHandler(fmt.Sprintf("%s-%d", c.Name, i), c.Name, sub, b.wrap(c, h))
 	}
 	return nil
 }
 
-func (b *Bus) wrap(c Consumer, h Handler) message.NoPublishHandlerFunc {
-	return func(m *message.Message) error {
-		v, ok := b.inflight.LoadAndDelete(m.UUID)
-		if !ok {
-			return fmt.Errorf("message %s: no JetStream delivery recorded", m.UUID)
+func (b *Bus) isStopping() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stopping
+}
+
+// errHandBack hands a delivery back at once, for another instance (or this one after a
+// restart) to take: this process is shutting down.
+var errHandBack = errors.New("shutting down")
+
+// deliver runs on the consumer's subscription, one delivery at a time: it hands the event to
+// the handler and settles the delivery (ack, or nak with a back-off) before returning, so a
+// drained subscription has nothing left unacknowledged.
+func (b *Bus) deliver(ctx context.Context, r registered, jm jetstream.Msg) {
+	err := b.handleSafely(ctx, r, jm)
+	actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	switch {
+	case err == nil:
+		// A synchronous ack: once it returns the server has the ack, so a drain that waits
+		// for this callback leaves nothing to redeliver.
+		if err := jm.DoubleAck(actx); err != nil {
+			b.log.Warn("acknowledging failed; the event may be handled again", "consumer", r.c.Name, "subject", jm.Subject(), "err", err)
 		}
-		jm := v.(jetstream.Msg)
-		b.busy.Add(1)
-		defer b.busy.Add(-1)
-		if b.stopping.Load() {
-			return errStopping // handed back: another instance, or this one after a restart, takes it
+	case errors.Is(err, errHandBack):
+		if err := jm.Nak(); err != nil {
+			b.log.Warn("handing a delivery back failed; it comes again after its ack wait", "consumer", r.c.Name, "err", err)
 		}
-		ctx := m.Context()
-		nm := &nats.Msg{Subject: jm.Subject(), Header: jm.Headers(), Data: jm.Data()}
-		ev, err := events.Parse(nm)
-		if err != nil {
-			return b.reject(ctx, c.Name, nm, nil, err)
+	default:
+		delay := backoff{base: b.opts.RetryBase}.WaitTime(1)
+		if md, merr := jm.Metadata(); merr == nil {
+			delay = backoff{base: b.opts.RetryBase}.WaitTime(md.NumDelivered)
 		}
-		typ := events.ShortType(ev)
-		data, err := events.Check(typ, ev.Data())
-		if err != nil {
-			return b.reject(ctx, c.Name, nm, ev, err)
+		if err := jm.NakWithDelay(delay); err != nil {
+			b.log.Warn("asking for a redelivery failed; it comes again after its ack wait", "consumer", r.c.Name, "err", err)
 		}
-		d := &Delivery{Event: ev, Type: typ, Data: data, Attempt: 1, MaxAttempts: c.MaxAttempts}
-		if md, err := jm.Metadata(); err == nil {
-			d.Attempt = int(md.NumDelivered)
-		}
-		if d.Attempt > d.MaxAttempts {
-			// Delivered again after the last attempt: the handler crashed the process or
-			// hung each time. Report it rather than run it once more.
-			return b.giveUp(ctx, c.Name, ev, fmt.Errorf("%s gave up on %s %s after %d deliveries: the handler crashed or timed out each time",
-				c.Name, typ, ev.ID(), d.Attempt-1))
-		}
-		stop := heartbeat(jm, c.AckWait/3)
-		start := time.Now()
-		err = h(ctx, d)
-		stop()
-		b.metrics.observe(c.Name, d.Type, time.Since(start), err)
-		switch {
-		case err == nil:
-			return nil
-		case errors.Is(err, context.Canceled) && (b.stopping.Load() || ctx.Err() != nil):
-			return err // shutting down: handed back, to this or another instance
-		case events.IsPermanent(err) || d.LastAttempt():
-			if d.LastAttempt() && !events.IsPermanent(err) {
-				err = fmt.Errorf("%w (gave up after %d attempts)", err, d.Attempt)
-			}
-			return b.giveUp(ctx, c.Name, ev, err)
-		}
-		b.log.Warn("handler failed, will retry", "consumer", c.Name, "type", d.Type, "id", ev.ID(), "attempt", d.Attempt, "of", d.MaxAttempts, "err", err)
-		return err
 	}
+}
+
+// handleSafely is handle with a panic turned into an error: the delivery is retried.
+func (b *Bus) handleSafely(ctx context.Context, r registered, jm jetstream.Msg) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			b.log.Error("handler panicked", "consumer", r.c.Name, "subject", jm.Subject(), "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return b.handle(ctx, r.c, r.h, jm)
+}
+
+// handle validates the delivery and runs the handler on it. nil means acknowledge: the
+// handler succeeded, or the bus reported the wish failed (image.failed) or moved an
+// unreadable message to the dead-letter stream.
+func (b *Bus) handle(ctx context.Context, c Consumer, h Handler, jm jetstream.Msg) error {
+	if b.isStopping() {
+		return errHandBack
+	}
+	nm := &nats.Msg{Subject: jm.Subject(), Header: jm.Headers(), Data: jm.Data()}
+	ev, err := events.Parse(nm)
+	if err != nil {
+		return b.reject(ctx, c.Name, nm, nil, err)
+	}
+	typ := events.ShortType(ev)
+	data, err := events.Check(typ, ev.Data())
+	if err != nil {
+		return b.reject(ctx, c.Name, nm, ev, err)
+	}
+	d := &Delivery{Event: ev, Type: typ, Data: data, Attempt: 1, MaxAttempts: c.MaxAttempts}
+	if md, err := jm.Metadata(); err == nil {
+		d.Attempt = int(md.NumDelivered)
+	}
+	if d.Attempt > d.MaxAttempts {
+		// Delivered again after the last attempt: the handler crashed the process or
+		// hung each time. Report it rather than run it once more.
+		return b.giveUp(ctx, c.Name, ev, fmt.Errorf("%s gave up on %s %s after %d deliveries: the handler crashed or timed out each time",
+			c.Name, typ, ev.ID(), d.Attempt-1))
+	}
+	stop := heartbeat(jm, c.AckWait/3)
+	start := time.Now()
+	err = h(ctx, d)
+	stop()
+	b.metrics.observe(c.Name, d.Type, time.Since(start), err)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.Canceled) && (b.isStopping() || ctx.Err() != nil):
+		return fmt.Errorf("%w: %w", errHandBack, err)
+	case events.IsPermanent(err) || d.LastAttempt():
+		if d.LastAttempt() && !events.IsPermanent(err) {
+			err = fmt.Errorf("%w (gave up after %d attempts)", err, d.Attempt)
+		}
+		return b.giveUp(ctx, c.Name, ev, err)
+	}
+	b.log.Warn("handler failed, will retry", "consumer", c.Name, "type", d.Type, "id", ev.ID(), "attempt", d.Attempt, "of", d.MaxAttempts, "err", err)
+	return err
 }
 
 // reject moves a message no handler may see (not a CloudEvent, or data that fails its
@@ -272,19 +321,6 @@ func (b *Bus) deadLetter(ctx context.Context, consumer string, m *nats.Msg, caus
 	}
 	b.metrics.dead.WithLabelValues(consumer).Inc()
 }
-
-// unmarshaler hands watermill an opaque message and remembers the JetStream delivery, which
-// the handler needs for heartbeats and the attempt count. It never fails: a watermill-nats
-// subscriber dereferences the message even when Unmarshal returns an error.
-type unmarshaler struct{ b *Bus }
-
-func (u unmarshaler) Unmarshal(jm jetstream.Msg) (*message.Message, error) {
-	m := message.NewMessage(watermill.NewUUID(), jm.Data())
-	u.b.inflight.Store(m.UUID, jm)
-	return m, nil
-}
-
-var errStopping = errors.New("shutting down")
 
 type backoff struct{ base time.Duration }
 

@@ -11,7 +11,8 @@ import (
 
 // Embedded is a NATS server with JetStream running inside this process.
 type Embedded struct {
-	Server *server.Server
+	Server   *server.Server
+	maxStore int64
 }
 
 // EmbeddedOptions configures StartEmbedded.
@@ -19,6 +20,9 @@ type EmbeddedOptions struct {
 	StoreDir string // JetStream file storage; required, so state survives restarts
 	Port     int    // 0: no listener (in-process connections only); -1: a random loopback port
 	Logger   *slog.Logger
+	// MaxStore bounds what JetStream keeps in StoreDir. 0 sizes it to the file system:
+	// StoreFraction of its free space plus what the store already holds.
+	MaxStore int64
 }
 
 // StartEmbedded starts a JetStream-enabled NATS server on loopback (or none at all).
@@ -26,13 +30,25 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	if o.StoreDir == "" {
 		return nil, fmt.Errorf("starting embedded NATS: a JetStream store directory is required")
 	}
+	if o.MaxStore <= 0 {
+		limit, free, used, err := sizeStore(o.StoreDir)
+		if err != nil {
+			return nil, fmt.Errorf("starting embedded NATS: %w", err)
+		}
+		o.MaxStore = limit
+		if o.Logger != nil {
+			o.Logger.Debug("embedded NATS store sized to its file system", "store", o.StoreDir,
+				"max", FormatBytes(limit), "free", FormatBytes(free), "held", FormatBytes(used))
+		}
+	}
 	opts := &server.Options{
-		ServerName: "flatbed-embedded",
-		JetStream:  true,
-		StoreDir:   o.StoreDir,
-		NoSigs:     true,
-		NoLog:      o.Logger == nil,
-		Host:       "127.0.0.1",
+		ServerName:        "flatbed-embedded",
+		JetStream:         true,
+		JetStreamMaxStore: o.MaxStore,
+		StoreDir:          o.StoreDir,
+		NoSigs:            true,
+		NoLog:             o.Logger == nil,
+		Host:              "127.0.0.1",
 	}
 	if o.Port == 0 {
 		opts.DontListen = true
@@ -51,8 +67,11 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("starting embedded NATS: not ready after 30s (store %s)", o.StoreDir)
 	}
-	return &Embedded{Server: ns}, nil
+	return &Embedded{Server: ns, maxStore: o.MaxStore}, nil
 }
+
+// MaxStore is the most JetStream keeps on disk.
+func (e *Embedded) MaxStore() int64 { return e.maxStore }
 
 // Connect opens a new in-process client connection.
 func (e *Embedded) Connect(name string) (*nats.Conn, error) {

@@ -15,17 +15,34 @@ import (
 // consumer gave up on after MaxDeliver deliveries.
 const MaxDeliveriesAdvisory = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES."
 
-// StreamMaxBytes bounds the pipeline stream; events are a few KiB each.
-var StreamMaxBytes int64 = 8 << 30
+// DefaultStreamMaxBytes bounds a new pipeline stream when nothing else is said; events are a
+// few KiB each. The embedded server sizes it to its file system instead (EmbeddedOptions).
+const DefaultStreamMaxBytes int64 = 8 << 30
+
+// StreamOptions are the settings of the streams that may differ between installations.
+type StreamOptions struct {
+	Replicas int
+	// MaxBytes bounds the pipeline stream. 0 keeps the limit of an existing stream (so that
+	// processes joining a server do not change what its operator set) and creates a new one
+	// with DefaultStreamMaxBytes.
+	MaxBytes int64
+}
 
 // DuplicateWindow is how long JetStream remembers event ids to drop re-publishes.
 const DuplicateWindow = 10 * time.Minute
 
-// EnsureStreams creates or updates the pipeline and dead-letter streams with the given number
-// of replicas. Every service calls it at start-up; doing so twice is harmless.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	if replicas <= 0 {
-		replicas = 1
+// EnsureStreams creates or updates the pipeline and dead-letter streams. Every service calls
+// it at start-up; doing so twice is harmless.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	replicas := max(o.Replicas, 1)
+	maxBytes := o.MaxBytes
+	if maxBytes == 0 {
+		maxBytes = DefaultStreamMaxBytes
+		if s, err := js.Stream(ctx, events.Stream); err == nil {
+			maxBytes = s.CachedInfo().Config.MaxBytes
+		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("opening stream %s: %w", events.Stream, err)
+		}
 	}
 	for _, cfg := range []jetstream.StreamConfig{
 		{
@@ -37,7 +54,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 			// events are swept (Sweep); should the stream still fill up, publishing fails
 			// loudly (DiscardNew) instead of old, unprocessed events being dropped.
 			Retention:  jetstream.LimitsPolicy,
-			MaxBytes:   StreamMaxBytes,
+			MaxBytes:   maxBytes,
 			Discard:    jetstream.DiscardNew,
 			Duplicates: DuplicateWindow,
 			Replicas:   replicas,
@@ -54,7 +71,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 		},
 	} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("creating stream %s: %w", cfg.Name, err)
+			return fmt.Errorf("creating stream %s: %w", cfg.Name, storageHint(err, cfg.MaxBytes))
 		}
 	}
 	if err := declareConsumers(ctx, js); err != nil {
@@ -93,4 +110,20 @@ func declareConsumers(ctx context.Context, js jetstream.JetStream) error {
 		}
 	}
 	return nil
+}
+
+// errCodeStorageExceeded is JetStream's "insufficient storage resources available".
+const errCodeStorageExceeded jetstream.ErrorCode = 10047
+
+// storageHint explains the server's refusal to reserve a stream's bytes.
+func storageHint(err error, maxBytes int64) error {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStorageExceeded {
+		return err
+	}
+	if maxBytes <= 0 {
+		return fmt.Errorf("%w: the NATS server's file storage is full", err)
+	}
+	return fmt.Errorf("%w: the NATS server cannot set aside %s for it; give the server more storage "+
+		"(max_file_store, or free space where it keeps JetStream) or pass a smaller --stream-max-bytes", err, FormatBytes(maxBytes))
 }
