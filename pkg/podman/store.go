@@ -121,11 +121,7 @@ func Remove(repoRoot, name string) error {
 				keep = append(keep, r)
 				continue
 			}
-			if err := store.RemoveAll(filepath.Join(s.root, "overlay-images", r.ID)); err != nil {
-				return err
-			}
-			s.layers = slices.DeleteFunc(s.layers, func(l layerRecord) bool { return l.ID == r.TopLayer })
-			if err := s.removeLayerDir(r.TopLayer); err != nil {
+			if err := s.drop(r); err != nil {
 				return err
 			}
 		}
@@ -225,6 +221,15 @@ func (s *state) layerDir(id, flatDir string) error {
 	return err
 }
 
+// drop removes an image's big data and its layer.
+func (s *state) drop(r imageRecord) error {
+	if err := store.RemoveAll(filepath.Join(s.root, "overlay-images", r.ID)); err != nil {
+		return err
+	}
+	s.layers = slices.DeleteFunc(s.layers, func(l layerRecord) bool { return l.ID == r.TopLayer })
+	return s.removeLayerDir(r.TopLayer)
+}
+
 func (s *state) removeLayerDir(id string) error {
 	if id == "" {
 		return nil
@@ -298,4 +303,26 @@ func treeSize(dir string) (int64, error) {
 		return 0, fmt.Errorf("measuring the flat tree: %w", err)
 	}
 	return n, nil
+}
+
+// RemoveUnnamed removes the images that have no name left (a tag that moved to another
+// image leaves the old one nameless), with their layers.
+func RemoveUnnamed(repoRoot string) error {
+	if _, err := os.Stat(filepath.Join(repoRoot, Dir)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return withStore(repoRoot, func(s *state) error {
+		var keep []imageRecord
+		for _, r := range s.images {
+			if len(r.Names) > 0 {
+				keep = append(keep, r)
+				continue
+			}
+			if err := s.drop(r); err != nil {
+				return err
+			}
+		}
+		s.images = keep
+		return nil
+	})
 }
