@@ -2,39 +2,92 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
-// Temporary says err may go away by itself when the operation is tried again later: network
-// trouble, a download that broke off, 408, 429 and 5xx answers. Everything else (404, 401,
-// 403, a malformed manifest, …) is permanent: trying again cannot help.
+// Temporary says err may go away by itself when the operation is tried again later: a
+// connection refused, reset or cut short, a registry that stalled, 408, 429 and 5xx answers,
+// and errors marked Transient. Everything else is not: 404, 401, 403, a name that does not
+// resolve, a TLS certificate that is not trusted, a registry that does not speak TLS, a
+// malformed manifest, and faults that outlasted the registry timeout (see Final).
+//
+// An error may hold several (go-containerregistry tries https and http on a plain-http
+// registry): a temporary fault among them wins over the https try meeting plain HTTP.
 func Temporary(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) {
+	if err == nil || errors.Is(err, context.Canceled) || gaveUpOn(err) {
 		return false
+	}
+	var tr *transient
+	if errors.As(err, &tr) {
+		return true
 	}
 	if code, ok := Status(err); ok {
 		return busy(code)
+	}
+	if cutOff(err) {
+		return true
+	}
+	if noSuchHost(err) || badCertificate(err) || notTLS(err) || tlsRefused(err) {
+		return false
 	}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		return te.Temporary()
 	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
+	var ne net.Error // timeouts, DNS servers that fail, other network trouble
 	return errors.As(err, &ne)
 }
+
+// Final says err is the registry's last word on this operation: an answer no new try can
+// change (404, 401, 403, other 4xx), a name that does not resolve, a TLS certificate that is
+// not trusted, a registry that does not speak TLS or refuses the handshake, or temporary
+// faults that went on until the registry timeout ran out. A wish fails with it at once.
+// Errors that are neither Final nor Temporary (a full disk, …) are not the registry's.
+func Final(err error) bool {
+	switch {
+	case err == nil || errors.Is(err, context.Canceled):
+		return false
+	case gaveUpOn(err):
+		return true
+	case Temporary(err):
+		return false
+	}
+	if _, ok := Status(err); ok {
+		return true
+	}
+	return noSuchHost(err) || badCertificate(err) || notTLS(err) || tlsRefused(err)
+}
+
+// cutOff is a connection that was refused, reset, closed early or stalled.
+func cutOff(err error) bool {
+	var se errStalled
+	return errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// Transient marks err as temporary: a fault that another try may mend though no network
+// error says so, such as a blob that arrived with other bytes than its digest names, or a
+// manifest that changed while it was read. Do runs the operation again after it.
+func Transient(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &transient{err}
+}
+
+type transient struct{ err error }
+
+func (e *transient) Error() string { return e.err.Error() }
+func (e *transient) Unwrap() error { return e.err }
 
 func busy(code int) bool {
 	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
@@ -73,64 +126,30 @@ func Denied(err error) bool {
 	return ok && (code == http.StatusUnauthorized || code == http.StatusForbidden)
 }
 
-// Reason says in a few words what went wrong talking to the registry, for people: "registry
-// answered 503 Service Unavailable", "the connection was reset", …; "" when err is none of
-// those. Reason never includes URLs, so it cannot leak a signed URL or a token.
-func Reason(err error) string {
-	var se errStalled
-	if errors.As(err, &se) {
-		return se.Error()
-	}
-	if code, ok := Status(err); ok {
-		s := fmt.Sprintf("registry answered %d %s", code, http.StatusText(code))
-		var te *transport.Error
-		errors.As(err, &te)
-		var codes []string
-		for _, d := range te.Errors {
-			codes = append(codes, string(d.Code))
-		}
-		if len(codes) > 0 {
-			s += " (" + strings.Join(codes, ", ") + ")"
-		}
-		return s
-	}
-	switch {
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		return "the registry reset the connection"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "the registry refused the connection (is it running?)"
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return "the registry closed the connection before the answer was complete"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "the registry did not answer in time"
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		if ne.Timeout() {
-			return "the registry did not answer in time"
-		}
-		return "network error"
-	}
-	return ""
+// noSuchHost is a registry name the DNS says does not exist (not a DNS server that failed).
+func noSuchHost(err error) bool {
+	var de *net.DNSError
+	return errors.As(err, &de) && de.IsNotFound
 }
 
-// Explain prefixes err with its Reason ("registry answered 503 Service Unavailable: GET …");
-// errors.Is and errors.As still see err.
-func Explain(err error) error {
-	if err == nil {
-		return nil
-	}
-	r := Reason(err)
-	if r == "" {
-		return err
-	}
-	return &explained{reason: r, err: err}
+// badCertificate is a TLS certificate the system does not trust for the registry's name.
+func badCertificate(err error) bool {
+	var cve *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cve) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }
 
-type explained struct {
-	reason string
-	err    error
+// notTLS is a registry that answered a TLS handshake with something else, usually plain HTTP.
+func notTLS(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.Is(err, http.ErrSchemeMismatch) || errors.As(err, &rh)
 }
 
-func (e *explained) Error() string { return e.reason + ": " + e.err.Error() }
-func (e *explained) Unwrap() error { return e.err }
+// tlsRefused is a TLS handshake the registry ended with an alert: its TLS settings and ours
+// have nothing in common, which no new try changes.
+func tlsRefused(err error) bool {
+	var ae tls.AlertError
+	return errors.As(err, &ae)
+}

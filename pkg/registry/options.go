@@ -13,10 +13,16 @@ import (
 // UserAgent is sent with every request.
 const UserAgent = "flatbed"
 
-// DefaultBackoff retries like DUCC does on 429: about 1, 2, 4, 8, 16 s with
-// ±25% jitter, at most 60 s, five retries. A Retry-After answer waits longer
-// when it asks to (up to MaxRetryAfter). RetryBaseEnv scales it.
-var DefaultBackoff = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.25, Steps: 6, Cap: time.Minute}
+// DefaultBackoff is the wait between tries of a request or operation that met a temporary
+// fault: about 1, 2, 4, 8, 16, then every 30 s, with ±25% jitter, for as long as the registry
+// timeout lasts (Steps 0: no limit on the count). A 20 s registry restart is over by the
+// retry at about 15 or 31 s. A Retry-After answer waits longer when it asks to (up to
+// MaxRetryAfter). RetryBaseEnv scales it.
+var DefaultBackoff = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.25, Cap: 30 * time.Second}
+
+// DefaultTimeout is the registry timeout (--registry-timeout): how long one operation may go
+// on retrying temporary faults, from the first, before it fails.
+const DefaultTimeout = 10 * time.Minute
 
 // RetryStatusCodes are the answers retried with back-off (honouring Retry-After).
 var RetryStatusCodes = []int{
@@ -37,6 +43,7 @@ type options struct {
 	transport http.RoundTripper
 	userAgent string
 	backoff   remote.Backoff
+	timeout   time.Duration
 	jobs      int
 }
 
@@ -78,9 +85,18 @@ func WithUserAgent(ua string) Option {
 	return func(o *options) { o.userAgent = ua }
 }
 
-// WithRetryBackoff replaces DefaultBackoff (tests use a fast one).
+// WithRetryBackoff replaces DefaultBackoff (tests use a fast one). Steps > 0 also bounds the
+// faults one operation may meet before it fails, whatever is left of the registry timeout.
 func WithRetryBackoff(b remote.Backoff) Option {
 	return func(o *options) { o.backoff = b }
+}
+
+// WithTimeout sets the registry timeout (DefaultTimeout when d <= 0): how long one operation
+// may go on retrying temporary faults, counted from its first fault. The operation then
+// fails with its last fault, naming the bound; a request under way when it runs out may take
+// up to the stall timeout longer.
+func WithTimeout(d time.Duration) Option {
+	return func(o *options) { o.timeout = d }
 }
 
 // WithJobs sets how many blobs are transferred at once.
@@ -93,7 +109,14 @@ func build(opts []Option) *options {
 	for _, opt := range opts {
 		opt(o)
 	}
+	if o.timeout <= 0 {
+		o.timeout = DefaultTimeout
+	}
 	return o
+}
+
+func (o *options) budget() *budget {
+	return &budget{backoff: o.backoff, timeout: o.timeout, maxWait: MaxRetryAfter}
 }
 
 // Keychain returns the credentials in order: WithBasicAuth/WithDUCCAuth,
@@ -110,28 +133,33 @@ func (o *options) chain() authn.Keychain {
 	return authn.NewMultiKeychain(chain...)
 }
 
-// Options returns the remote options for one operation under ctx.
+// Options returns the remote options for one operation under ctx. Its requests share one
+// retry budget; Do also runs the operation again after faults they cannot retry.
 func Options(ctx context.Context, opts ...Option) []remote.Option {
 	o := build(opts)
+	return o.remote(ctx, o.budget())
+}
+
+func (o *options) remote(ctx context.Context, b *budget) []remote.Option {
 	ro := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(o.chain()),
 		remote.WithUserAgent(o.userAgent),
-		remote.WithRetryBackoff(o.backoff),
+		// Retrying is retryTransport's and Do's alone (see the package doc): go-containerregistry
+		// retries nothing, neither requests nor uploads, so faults never multiply.
+		remote.WithRetryPredicate(func(error) bool { return false }),
+		remote.WithRetryStatusCodes(),
+		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
 	}
 	if _, ok := o.transport.(*transport.Wrapper); ok {
-		// The caller opted out of go-containerregistry's wrapping: keep its status retries.
-		ro = append(ro, remote.WithTransport(o.transport), remote.WithRetryStatusCodes(RetryStatusCodes...))
+		// The caller opted out of all wrapping, retries included.
+		ro = append(ro, remote.WithTransport(o.transport))
 	} else {
 		base := o.transport
 		if base == nil {
 			base = remote.DefaultTransport
 		}
-		// Busy answers are retried by retryTransport, which honours Retry-After and stops
-		// waiting when ctx ends; go-containerregistry still retries network errors around it.
-		ro = append(ro,
-			remote.WithTransport(&retryTransport{inner: base, backoff: o.backoff, codes: RetryStatusCodes, maxWait: MaxRetryAfter, stall: stallTimeout()}),
-			remote.WithRetryStatusCodes())
+		ro = append(ro, remote.WithTransport(&retryTransport{inner: base, budget: b, codes: RetryStatusCodes, stall: stallTimeout()}))
 	}
 	if o.jobs > 0 {
 		ro = append(ro, remote.WithJobs(o.jobs))

@@ -2,8 +2,6 @@ package registry
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,24 +14,9 @@ import (
 )
 
 // RetryBaseEnv, when set to a Go duration (e.g. "50ms"), replaces the first wait of
-// DefaultBackoff; the later waits and the cap keep their proportions. Meant for tests and
-// for impatient operators; WithRetryBackoff wins over it.
+// DefaultBackoff; the later waits and the cap keep their proportions (the registry timeout
+// does not change). Meant for tests and for impatient operators; WithRetryBackoff wins over it.
 const RetryBaseEnv = "FLATBED_REGISTRY_RETRY_BASE"
-
-// StallTimeoutEnv, when set to a Go duration, replaces DefaultStallTimeout.
-const StallTimeoutEnv = "FLATBED_REGISTRY_STALL_TIMEOUT"
-
-// DefaultStallTimeout is how long a registry may send nothing, before the answer's headers
-// or in the middle of a body, before the request fails (as a temporary error, so it is
-// retried). Slow registries are fine; silent ones do not hold a worker forever.
-var DefaultStallTimeout = 2 * time.Minute
-
-func stallTimeout() time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(StallTimeoutEnv)); err == nil && d > 0 {
-		return d
-	}
-	return DefaultStallTimeout
-}
 
 // MaxRetryAfter bounds the wait a Retry-After answer asks for: a registry cannot park a
 // worker for longer than this per retry.
@@ -52,41 +35,54 @@ func defaultBackoff() remote.Backoff {
 	return b
 }
 
-// retryTransport retries answers in codes (429, 5xx, …) with back-off, waiting at least as
-// long as the registry's Retry-After asks (up to maxWait). Its waits end with the request's
-// context. Network errors are left to go-containerregistry's own retry transport around it.
+// retryTransport is the one place requests are retried (see the package doc): a temporary
+// network fault (refused, reset, stalled, …) or an answer in codes (429, 5xx, …) is tried
+// again with back-off, waiting at least as long as the registry's Retry-After asks, while the
+// operation's budget lasts. Its waits end with the request's context. Requests whose body
+// cannot be replayed are not retried here; Do runs their operation again.
 type retryTransport struct {
-	inner   http.RoundTripper
-	backoff remote.Backoff // Steps is the number of tries
-	codes   []int
-	maxWait time.Duration
-	stall   time.Duration // 0 = no stall detection
+	inner  http.RoundTripper
+	budget *budget
+	codes  []int
+	stall  time.Duration // 0 = no stall detection
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	b := t.backoff
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	try := req
-	for {
+	for n := 1; ; n++ {
 		resp, err := t.once(try)
-		if err != nil || !slices.Contains(t.codes, resp.StatusCode) || !replayable || b.Steps <= 1 {
+		var fault error
+		retryAfter := ""
+		switch {
+		case err != nil:
+			if !Temporary(err) || req.Context().Err() != nil {
+				return nil, err
+			}
+			fault = err
+		case slices.Contains(t.codes, resp.StatusCode):
+			retryAfter = resp.Header.Get("Retry-After")
+		default:
+			return resp, nil
+		}
+		if !replayable {
 			return resp, err
 		}
-		wait := b.Step()
-		if ra, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			wait = max(wait, min(ra, t.maxWait))
+		wait, ok := t.budget.fault(n, retryAfter)
+		if !ok {
+			return resp, err
 		}
-		// Drain a little so the connection can be reused; error bodies are small.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		slog.Default().Warn("registry busy, retrying", "status", resp.Status, "method", req.Method,
-			"host", req.URL.Host, "path", req.URL.Path, "retry_after", resp.Header.Get("Retry-After"), "wait", wait)
-		timer := time.NewTimer(wait)
-		select {
-		case <-req.Context().Done():
-			timer.Stop()
-			return nil, req.Context().Err()
-		case <-timer.C:
+		log := slog.Default().With("method", req.Method, "host", req.URL.Host, "path", req.URL.Path, "try", n, "wait", wait)
+		if resp != nil {
+			// Drain a little so the connection can be reused; error bodies are small.
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			log.Warn("registry busy, retrying", "status", resp.Status, "retry_after", retryAfter)
+		} else {
+			log.Warn("registry fault, retrying", "reason", Reason(fault), "err", fault)
+		}
+		if err := sleep(req.Context(), wait); err != nil {
+			return nil, err
 		}
 		try = req.Clone(req.Context())
 		if req.GetBody != nil {
@@ -97,8 +93,20 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
-func retryAfter(v string, now time.Time) (time.Duration, bool) {
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// parseRetryAfter parses a Retry-After value: delay seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}
@@ -112,65 +120,4 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 		return max(t.Sub(now), 0), true
 	}
 	return 0, false
-}
-
-// errStalled is a registry that sent nothing for too long. It is temporary, so
-// go-containerregistry retries a request whose headers never came.
-type errStalled struct{ d time.Duration }
-
-func (e errStalled) Error() string   { return fmt.Sprintf("the registry sent nothing for %s", e.d) }
-func (e errStalled) Timeout() bool   { return true }
-func (e errStalled) Temporary() bool { return true }
-
-// once makes one request, failing it when the registry sends nothing for t.stall: neither
-// the headers nor, later, any body bytes.
-func (t *retryTransport) once(req *http.Request) (*http.Response, error) {
-	if t.stall <= 0 {
-		return t.inner.RoundTrip(req)
-	}
-	ctx, cancel := context.WithCancelCause(req.Context())
-	stalled := errStalled{t.stall}
-	timer := time.AfterFunc(t.stall, func() { cancel(stalled) })
-	resp, err := t.inner.RoundTrip(req.WithContext(ctx))
-	if err != nil {
-		timer.Stop()
-		cause := context.Cause(ctx)
-		cancel(nil)
-		if cause == error(stalled) {
-			return nil, stalled
-		}
-		return nil, err
-	}
-	timer.Reset(t.stall)
-	resp.Body = &stallBody{ReadCloser: resp.Body, ctx: ctx, cancel: cancel, timer: timer, stall: t.stall}
-	return resp, nil
-}
-
-type stallBody struct {
-	io.ReadCloser
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	timer  *time.Timer
-	stall  time.Duration
-}
-
-func (b *stallBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if n > 0 {
-		b.timer.Reset(b.stall)
-	}
-	if err != nil && err != io.EOF {
-		var se errStalled
-		if cause := context.Cause(b.ctx); errors.As(cause, &se) {
-			err = fmt.Errorf("%w (%v)", se, err)
-		}
-	}
-	return n, err
-}
-
-func (b *stallBody) Close() error {
-	b.timer.Stop()
-	err := b.ReadCloser.Close()
-	b.cancel(nil)
-	return err
 }

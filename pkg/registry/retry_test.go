@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	defer s.Close()
-	rt := &retryTransport{inner: http.DefaultTransport, backoff: remote.Backoff{Duration: time.Millisecond, Factor: 1, Steps: 3}, codes: RetryStatusCodes, maxWait: time.Minute}
+	rt := testTransport(remote.Backoff{Duration: time.Millisecond, Factor: 1, Steps: 3}, time.Minute, 0)
 	resp, err := (&http.Client{Transport: rt}).Get(s.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -43,14 +44,9 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 }
 
 func TestRetryGivesUpAndStopsWithContext(t *testing.T) {
-	var n atomic.Int32
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n.Add(1)
-		w.Header().Set("Retry-After", "30")
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}))
-	defer s.Close()
-	rt := &retryTransport{inner: http.DefaultTransport, backoff: remote.Backoff{Duration: time.Millisecond, Factor: 1, Steps: 3}, codes: RetryStatusCodes, maxWait: 5 * time.Millisecond}
+	s, n := busyRegistry(t, "30")
+	rt := testTransport(remote.Backoff{Duration: time.Millisecond, Factor: 1, Steps: 3}, time.Minute, 0)
+	rt.budget.maxWait = 5 * time.Millisecond
 	resp, err := (&http.Client{Transport: rt}).Get(s.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +55,7 @@ func TestRetryGivesUpAndStopsWithContext(t *testing.T) {
 	if resp.StatusCode != 503 || n.Load() != 3 {
 		t.Errorf("status %d after %d requests, want 503 after 3 (the bound)", resp.StatusCode, n.Load())
 	}
-	rt.maxWait = time.Minute
+	rt = testTransport(remote.Backoff{Duration: time.Millisecond, Factor: 1, Steps: 3}, time.Minute, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
@@ -80,7 +76,7 @@ func TestStalledRegistry(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}))
 	defer s.Close()
-	rt := &retryTransport{inner: http.DefaultTransport, backoff: remote.Backoff{Steps: 1}, codes: RetryStatusCodes, stall: 100 * time.Millisecond}
+	rt := testTransport(remote.Backoff{Steps: 1}, time.Minute, 100*time.Millisecond)
 	c := &http.Client{Transport: rt}
 	if _, err := c.Get(s.URL + "/headers"); !Temporary(err) || Reason(err) == "" {
 		t.Errorf("no headers: err %v, Temporary %v, Reason %q", err, Temporary(err), Reason(err))
@@ -91,7 +87,8 @@ func TestStalledRegistry(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if string(b) != "12345" || !Temporary(err) || Reason(err) != "the registry sent nothing for 100ms" {
+	if string(b) != "12345" || !Temporary(err) || !strings.HasPrefix(Reason(err), "the registry stalled: it sent nothing for 1") ||
+		!strings.HasSuffix(Reason(err), "(the stall timeout is 100ms)") {
 		t.Errorf("body stall: %q, err %v, Reason %q", b, err, Reason(err))
 	}
 }
@@ -100,10 +97,16 @@ func TestClassify(t *testing.T) {
 	if Temporary(context.Canceled) || !Temporary(io.ErrUnexpectedEOF) || Temporary(errors.New("x")) {
 		t.Error("Temporary misclassifies")
 	}
-	if d, ok := retryAfter("Wed, 21 Oct 2015 07:28:00 GMT", time.Date(2015, 10, 21, 7, 27, 58, 0, time.UTC)); !ok || d != 2*time.Second {
+	if d, ok := parseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT", time.Date(2015, 10, 21, 7, 27, 58, 0, time.UTC)); !ok || d != 2*time.Second {
 		t.Errorf("retryAfter date = %s, %v", d, ok)
 	}
-	if _, ok := retryAfter("soon", time.Now()); ok {
+	if _, ok := parseRetryAfter("soon", time.Now()); ok {
 		t.Error("retryAfter accepted garbage")
 	}
+}
+
+// testTransport is a retryTransport over http.DefaultTransport with its own budget.
+func testTransport(b remote.Backoff, timeout, stall time.Duration) *retryTransport {
+	return &retryTransport{inner: http.DefaultTransport, budget: &budget{backoff: b, timeout: timeout, maxWait: time.Minute},
+		codes: RetryStatusCodes, stall: stall}
 }
