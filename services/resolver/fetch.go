@@ -1,9 +1,8 @@
 package resolver
 
 import (
-	"context"
-	"errors"
 	"fmt"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -19,12 +18,12 @@ var DefaultPlatform = v1.Platform{OS: "linux", Architecture: "amd64"}
 
 // fetch reads the manifest (picking linux/amd64 from an index). No blob is read here: the
 // config is read by withConfig, only when the image needs converting.
-func fetch(ctx context.Context, ref imageref.Ref, ropts []registry.Option, maxLayers int) (*events.Description, v1.Image, error) {
+func fetch(ref imageref.Ref, ro []remote.Option, maxLayers int) (*events.Description, v1.Image, error) {
 	gref, err := ref.GGCR()
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := append(registry.Options(ctx, ropts...), remote.WithPlatform(DefaultPlatform))
+	opts := append(slices.Clip(ro), remote.WithPlatform(DefaultPlatform))
 	// One GET: every digest published below comes from these bytes, so a tag that moves
 	// while we read cannot mix two images (the config and an index's child are read by
 	// digest, and go-containerregistry checks those digests).
@@ -119,8 +118,8 @@ func withConfig(ref imageref.Ref, img v1.Image, out *events.Description) error {
 		if registry.NotFound(err) {
 			// The manifest just read names a config the registry does not have: most likely
 			// the tag moved and the old blobs went away. A new attempt reads the manifest again.
-			return &staleError{fmt.Errorf("the manifest of %s names config %s, which the registry does not have (the image may have changed while it was read) (%w)",
-				ref, out.Image.ConfigDigest, registry.Explain(err))}
+			return registry.Transient(fmt.Errorf("the manifest of %s names config %s, which the registry does not have (the image may have changed while it was read) (%w)",
+				ref, out.Image.ConfigDigest, registry.Explain(err)))
 		}
 		return fmt.Errorf("reading the config %s of %s: %w", out.Image.ConfigDigest, ref, registry.Explain(err))
 	}
@@ -131,16 +130,3 @@ func withConfig(ref imageref.Ref, img v1.Image, out *events.Description) error {
 	*out = *d
 	return nil
 }
-
-// retryable says a new attempt may succeed: the registry was busy or unreachable, or the
-// image changed while it was read. Everything else fails at once.
-func retryable(err error) bool {
-	var se *staleError
-	return registry.Temporary(err) || errors.As(err, &se)
-}
-
-// staleError is an image that was read in an inconsistent state.
-type staleError struct{ err error }
-
-func (e *staleError) Error() string { return e.err.Error() }
-func (e *staleError) Unwrap() error { return e.err }

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"flatbed.dev/events"
 	"flatbed.dev/events/bus"
 	"flatbed.dev/pkg/imageref"
@@ -23,8 +25,9 @@ type Service struct {
 	Bus       events.Publisher
 	Log       *slog.Logger
 	Registry  []registry.Option
-	// MaxAttempts is how often a wish is tried when the registry is busy or unreachable
-	// before it is declared failed (--max-attempts; 0 = the bus default).
+	// MaxAttempts is how often a wish is delivered before it is declared failed
+	// (--max-attempts; 0 = the bus default). Registry faults are not counted: they are
+	// retried within one delivery, up to the registry timeout (see package registry).
 	MaxAttempts int
 	// MaxLayers refuses images with more layers (--max-layers; 0 = DefaultMaxLayers).
 	MaxLayers int
@@ -60,34 +63,37 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		err = fmt.Errorf("image %s: wildcard tags are not supported yet; list the tags you want explicitly", job.Image)
 	}
 	if err != nil {
-		return s.fail(ctx, job, err)
+		return events.Permanent(err)
 	}
 	maxLayers := s.MaxLayers
 	if maxLayers <= 0 {
 		maxLayers = DefaultMaxLayers
 	}
 	maxLayers = min(maxLayers, events.MaxLayers) // what an event may name
-	desc, remoteImg, err := fetch(ctx, ref, s.Registry, maxLayers)
-	st, serr := store.Open(s.StoreRoot, job.CvmfsRepo)
-	if err == nil {
-		err = serr
+	st, err := store.Open(s.StoreRoot, job.CvmfsRepo)
+	if err != nil {
+		return events.Permanent(err)
 	}
-	done := err == nil && !job.ConvertAgain && converted(st, &desc.Image)
-	if err == nil && !done {
-		err = withConfig(ref, remoteImg, desc)
-	}
+	// Registry faults are retried inside Do, up to the registry timeout; what it returns is
+	// final (or the process stopping).
+	var desc *events.Description
+	var done bool
+	err = registry.Do(ctx, s.Registry, func(ro []remote.Option) error {
+		d, remoteImg, err := fetch(ref, ro, maxLayers)
+		if err != nil {
+			return err
+		}
+		desc, done = d, !job.ConvertAgain && converted(st, &d.Image)
+		if done {
+			return nil
+		}
+		return withConfig(ref, remoteImg, desc)
+	})
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return err // shutting down: the wish is handed back
 		}
-		if retryable(err) {
-			if !d.LastAttempt() {
-				log.Warn("cannot resolve image yet, will retry", "attempt", d.Attempt, "of", d.MaxAttempts, "err", err)
-				return err
-			}
-			err = fmt.Errorf("%w; gave up after %d attempts: the registry may be down, overloaded or rate-limiting, try again later", err, d.Attempt)
-		}
-		return s.fail(ctx, job, err)
+		return events.Permanent(err)
 	}
 	img := desc.Image
 	if !done {
@@ -137,13 +143,4 @@ func converted(st *store.Store, img *events.Image) bool {
 	}
 	_, err = os.Lstat(st.PublicPath(img.Name))
 	return err == nil
-}
-
-func (s *Service) fail(ctx context.Context, job events.Job, cause error) error {
-	s.Log.Error("cannot resolve image", "wish", job.WishID, "image", job.Image, "err", cause)
-	env, err := events.Failed(source, events.ImageFailed{Job: job, Stage: Name, Error: cause.Error()})
-	if err != nil {
-		return err
-	}
-	return s.Bus.Publish(ctx, env)
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -24,6 +25,7 @@ import (
 	"flatbed.dev/events"
 	"flatbed.dev/events/eventstest"
 	"flatbed.dev/pkg/imagegen"
+	"flatbed.dev/pkg/registry"
 	"flatbed.dev/pkg/registry/registrytest"
 	"flatbed.dev/pkg/store"
 )
@@ -255,17 +257,7 @@ func TestResolveIndexWithoutAmd64(t *testing.T) {
 	host := registrytest.Serve(t, nil)
 	pushIndex(t, host, "arm/only:1", v1.Platform{OS: "linux", Architecture: "arm64"})
 	s, b := newService(t)
-	job := eventstest.Job("http://" + host + "/arm/only:1")
-	if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
-		t.Fatalf("Handle returned %v; a missing platform is permanent and must become image.failed", err)
-	}
-	if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
-		t.Fatalf("published %v, want only %s", got, events.ImageFailedType)
-	}
-	f := eventstest.Decode[events.ImageFailed](t, b.Envelopes()[0])
-	if !strings.Contains(f.Error, "arm/only:1") {
-		t.Errorf("Error %q does not name the image", f.Error)
-	}
+	checkRefused(t, s, b, eventstest.Job("http://"+host+"/arm/only:1"), "arm/only:1")
 }
 
 func TestResolveFailures(t *testing.T) {
@@ -274,71 +266,101 @@ func TestResolveFailures(t *testing.T) {
 	tests := []struct {
 		name    string
 		image   string
-		attempt int
-		wantMsg []string // substrings of ImageFailed.Error
+		wantMsg []string // substrings of the error
 	}{
-		{"wildcard tag", "http://" + host + "/demo/hello:1.*", 1, []string{"not supported yet", "demo/hello:1.*"}},
-		{"missing tag on the first attempt", "http://" + host + "/demo/hello:9.9", 1, []string{"demo/hello:9.9"}},
-		{"missing repository", "http://" + host + "/demo/nothing:1.0", 1, []string{"demo/nothing:1.0"}},
-		{"unparsable image", "http://" + host + "/UPPER/case:1", 1, []string{"UPPER/case"}},
+		{"wildcard tag", "http://" + host + "/demo/hello:1.*", []string{"not supported yet", "demo/hello:1.*"}},
+		{"missing tag", "http://" + host + "/demo/hello:9.9", []string{"demo/hello:9.9", "registry answered 404"}},
+		{"missing repository", "http://" + host + "/demo/nothing:1.0", []string{"demo/nothing:1.0"}},
+		{"unparsable image", "http://" + host + "/UPPER/case:1", []string{"UPPER/case"}},
+		{"unknown registry", "http://flatbed-test.invalid/demo/hello:1.0", []string{"no such host flatbed-test.invalid: check the registry name"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, b := newService(t)
-			job := eventstest.Job(tt.image)
-			if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, tt.attempt)); err != nil {
-				t.Fatalf("Handle returned %v; a permanent failure must be published, not retried", err)
-			}
-			if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
-				t.Fatalf("published %v, want only %s", got, events.ImageFailedType)
-			}
-			f := eventstest.Decode[events.ImageFailed](t, b.Envelopes()[0])
-			if f.Stage != Name || f.Image != nil || f.Job != job {
-				t.Errorf("ImageFailed = %+v, want stage %s, no image, the job", f, Name)
-			}
-			for _, m := range tt.wantMsg {
-				if !strings.Contains(f.Error, m) {
-					t.Errorf("Error %q does not contain %q", f.Error, m)
-				}
-			}
+			checkRefused(t, s, b, eventstest.Job(tt.image), tt.wantMsg...)
 		})
 	}
 }
 
-func TestResolveTemporaryFailure(t *testing.T) {
-	var calls atomic.Int32
-	var down atomic.Bool
+// A busy registry is retried within one delivery, with back-off, up to the registry timeout;
+// then the wish fails at once with the last answer and the bound, not after more deliveries.
+func TestResolveRetriesRegistryFaults(t *testing.T) {
+	var busy, calls atomic.Int32
 	host := registrytest.Serve(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if down.Load() && strings.Contains(r.URL.Path, "/manifests/") {
+			if strings.Contains(r.URL.Path, "/manifests/") && r.Method == http.MethodGet {
 				calls.Add(1)
-				http.Error(w, "try later", http.StatusServiceUnavailable)
+				if busy.Add(-1) >= 0 {
+					http.Error(w, `{"errors":[{"code":"UNAVAILABLE","message":"later"}]}`, http.StatusServiceUnavailable)
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	pushDemo(t, host)
+	job := eventstest.Job("http://" + host + "/demo/hello:1.0")
+	retrying := func(s *Service) {
+		s.Registry = append(s.Registry, registry.WithRetryBackoff(remote.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Cap: 50 * time.Millisecond}),
+			registry.WithTimeout(500*time.Millisecond))
+	}
+
+	busy.Store(2)
+	s, b := newService(t)
+	retrying(s)
+	if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
+		t.Fatalf("two 503s: Handle returned %v, want them retried within the delivery", err)
+	}
+	if len(b.OfType(events.ImageResolvedType)) != 1 || calls.Load() != 3 {
+		t.Errorf("published %v after %d manifest GETs; want image.resolved after 3", b.Types(), calls.Load())
+	}
+
+	busy.Store(1 << 30)
+	s, b = newService(t)
+	retrying(s)
+	start := time.Now()
+	err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1))
+	took := time.Since(start)
+	if !events.IsPermanent(err) {
+		t.Fatalf("503 for ever: Handle returned %v, want a permanent error once the registry timeout ran out", err)
+	}
+	for _, m := range []string{"fetching the manifest of", "registry answered 503 Service Unavailable", "the registry timeout (--registry-timeout 500ms) ran out"} {
+		if !strings.Contains(err.Error(), m) {
+			t.Errorf("error %q does not contain %q", err, m)
+		}
+	}
+	if len(b.Envelopes()) != 0 || took < 500*time.Millisecond || took > 3*time.Second {
+		t.Errorf("published %v, gave up after %s; want nothing published, after about 500ms", b.Types(), took)
+	}
+}
+
+// A manifest naming a config the registry no longer has (the tag moved while it was read)
+// is read again within the delivery, and the wish resolves.
+func TestResolveRereadsAChangedImage(t *testing.T) {
+	var manifests, configs atomic.Int32
+	host := registrytest.Serve(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/") {
+				manifests.Add(1)
+			}
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") && configs.Add(1) == 1 {
+				http.Error(w, `{"errors":[{"code":"BLOB_UNKNOWN","message":"gone"}]}`, http.StatusNotFound)
 				return
 			}
 			h.ServeHTTP(w, r)
 		})
 	})
 	pushDemo(t, host)
-	down.Store(true)
-	job := eventstest.Job("http://" + host + "/demo/hello:1.0")
-
+	manifests.Store(0)
+	configs.Store(0)
 	s, b := newService(t)
-	if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err == nil {
-		t.Error("503 on the first attempt: Handle returned nil, want an error (redelivery)")
+	s.Registry = append(s.Registry, registry.WithRetryBackoff(remote.Backoff{Duration: time.Millisecond, Steps: 3}))
+	job := eventstest.Job("http://" + host + "/demo/hello:1.0")
+	if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
+		t.Fatal(err)
 	}
-	if len(b.Envelopes()) != 0 {
-		t.Errorf("503 on the first attempt published %v", b.Types())
-	}
-	if calls.Load() == 0 {
-		t.Error("the registry was never asked")
-	}
-
-	s, b = newService(t)
-	if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 3)); err != nil {
-		t.Fatalf("503 on the last attempt: Handle returned %v, want nil and image.failed", err)
-	}
-	if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
-		t.Errorf("published %v, want only %s", got, events.ImageFailedType)
+	if len(b.OfType(events.ImageResolvedType)) != 1 || manifests.Load() != 2 {
+		t.Errorf("published %v after %d manifest GETs; want image.resolved after reading it again", b.Types(), manifests.Load())
 	}
 }
 
@@ -448,24 +470,21 @@ func TestResolvedManifestIsRaw(t *testing.T) {
 	}
 }
 
-// checkRefused checks that a wish failed at once, on its first attempt: Handle returns nil
-// (no redelivery), only image.failed is published, naming the wanted substrings, and no
-// description is stored.
+// checkRefused checks that a wish fails at once, on its first attempt: Handle returns a
+// permanent error naming the wanted substrings (the bus publishes image.failed with it, no
+// redelivery), nothing is published and no description is stored.
 func checkRefused(t *testing.T, s *Service, b *eventstest.Bus, job events.Job, wantMsg ...string) {
 	t.Helper()
-	if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
-		t.Fatalf("Handle returned %v; a refused image must fail at once, not be retried", err)
+	err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1))
+	if !events.IsPermanent(err) {
+		t.Fatalf("Handle returned %v; a refused image must fail at once (a permanent error), not be retried", err)
 	}
-	if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
-		t.Fatalf("published %v, want only %s", got, events.ImageFailedType)
-	}
-	f := eventstest.Decode[events.ImageFailed](t, b.Envelopes()[0])
-	if f.Stage != Name || f.Image != nil || f.Job != job {
-		t.Errorf("ImageFailed = %+v, want stage %s, no image, the job", f, Name)
+	if got := b.Types(); len(got) != 0 {
+		t.Errorf("published %v, want nothing: the bus reports the failure", got)
 	}
 	for _, m := range wantMsg {
-		if !strings.Contains(f.Error, m) {
-			t.Errorf("Error %q does not contain %q", f.Error, m)
+		if !strings.Contains(err.Error(), m) {
+			t.Errorf("error %q does not contain %q", err, m)
 		}
 	}
 	if n := len(descsOf(s).puts); n != 0 {
