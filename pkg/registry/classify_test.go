@@ -3,10 +3,13 @@ package registry
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -164,4 +167,12 @@ func TestBusyAnswer(t *testing.T) {
 		t.Errorf("Temporary(%v) = false, want true", err)
 	}
 	wantReason(t, err, "registry answered 429 Too Many Requests (TOOMANYREQUESTS)")
+}
+
+// Local trouble is not the registry's: a full disk is neither retried as a registry fault nor final.
+func TestLocalErrorIsNotTheRegistrys(t *testing.T) {
+	err := fmt.Errorf("unpacking layer: %w", &os.PathError{Op: "write", Path: "/store/x", Err: syscall.ENOSPC})
+	if Temporary(err) || Final(err) || Reason(err) != "" {
+		t.Errorf("ENOSPC: Temporary %v, Final %v, Reason %q; want false, false, \"\"", Temporary(err), Final(err), Reason(err))
+	}
 }

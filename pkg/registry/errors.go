@@ -42,8 +42,19 @@ func Temporary(err error) bool {
 	if errors.As(err, &te) {
 		return te.Temporary()
 	}
-	var ne net.Error // timeouts, DNS servers that fail, other network trouble
-	return errors.As(err, &ne)
+	_, ok := netError(err) // timeouts, DNS servers that fail, other network trouble
+	return ok
+}
+
+// netError finds the net.Error in err, if any. A bare syscall.Errno is one too (it has
+// Timeout and Temporary), but a full disk or a permission denied is not the network's.
+func netError(err error) (net.Error, bool) {
+	var ne net.Error
+	if !errors.As(err, &ne) {
+		return nil, false
+	}
+	_, errno := ne.(syscall.Errno)
+	return ne, !errno
 }
 
 // Final says err is the registry's last word on this operation: an answer no new try can

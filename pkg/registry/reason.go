@@ -65,8 +65,7 @@ func Reason(err error) string {
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Sprintf("%s did not answer in time", host)
 	}
-	var ne net.Error
-	if errors.As(err, &ne) {
+	if ne, ok := netError(err); ok {
 		if ne.Timeout() {
 			return fmt.Sprintf("%s did not answer in time", host)
 		}
