@@ -1,7 +1,6 @@
 package ingester
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -20,8 +19,8 @@ import (
 
 // openBlob opens the compressed layer stream. Only the stream is read: the digest is checked
 // by layer.Extract as the bytes go by, never by holding the blob.
-func openBlob(ctx context.Context, ref name.Digest, ropts []registry.Option) (io.ReadCloser, error) {
-	l, err := remote.Layer(ref, registry.Options(ctx, ropts...)...)
+func openBlob(ref name.Digest, ro []remote.Option) (io.ReadCloser, error) {
+	l, err := remote.Layer(ref, ro...)
 	if err != nil {
 		return nil, registry.Explain(err)
 	}
@@ -64,28 +63,27 @@ func (b *blobStream) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// transferError is a blob that did not arrive as published: cut short, reset, or with other
-// bytes than its digest names. It may be a fault on the way, so it is worth another try.
-type transferError struct{ msg string }
-
-func (e *transferError) Error() string { return e.msg }
-
 // explain turns a failed unpack into what happened to the download, when the download is
-// what went wrong; otherwise it returns nil.
+// what went wrong; otherwise it returns nil. A blob that did not arrive as published (cut
+// short, reset, stalled, other bytes than its digest names) may be a fault on the way: the
+// error is registry.Transient, so it is fetched again.
 func (b *blobStream) explain(l events.Layer, image string) error {
 	switch {
+	case b.n > l.Size:
+		return registry.Transient(fmt.Errorf("the download of layer %s of %s went on past the %d bytes its descriptor gives: the registry sent other bytes than the manifest names",
+			l.Digest, image, l.Size))
 	case b.end == nil:
 		return nil // unpacking stopped before the stream ended: the layer itself is the problem
 	case b.end != io.EOF && registry.Temporary(b.end):
-		return &transferError{fmt.Sprintf("the download of layer %s of %s broke off after %d of %d bytes: %s (%v)",
-			l.Digest, image, b.n, l.Size, registry.Reason(b.end), b.end)}
+		return registry.Transient(fmt.Errorf("the download of layer %s of %s broke off after %d of %d bytes: %s (%w)",
+			l.Digest, image, b.n, l.Size, registry.Reason(b.end), b.end))
 	case l.Size > 0 && b.n < l.Size:
-		return &transferError{fmt.Sprintf("the download of layer %s of %s ended after %d of %d bytes: the registry sent a truncated blob",
-			l.Digest, image, b.n, l.Size)}
+		return registry.Transient(fmt.Errorf("the download of layer %s of %s ended after %d of %d bytes: the registry sent a truncated blob",
+			l.Digest, image, b.n, l.Size))
 	case b.h != nil:
 		if got := "sha256:" + hex.EncodeToString(b.h.Sum(nil)); got != l.Digest {
-			return &transferError{fmt.Sprintf("layer %s of %s does not match its digest (expected %s, got %s): the registry sent other bytes than the manifest names",
-				l.Digest, image, l.Digest, got)}
+			return registry.Transient(fmt.Errorf("layer %s of %s does not match its digest (expected %s, got %s): the registry sent other bytes than the manifest names",
+				l.Digest, image, l.Digest, got))
 		}
 	}
 	return nil

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"flatbed.dev/events"
@@ -79,18 +81,10 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	} else {
 		meta, err := s.ingest(ctx, st, in, l)
 		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return err // shutting down: the layer is handed back
+			if events.IsPermanent(err) {
+				return s.fail(ctx, in, l.Digest, err) // reported here, naming the layer
 			}
-			if permanent(err) {
-				return s.fail(ctx, in, l.Digest, err)
-			}
-			if !d.LastAttempt() {
-				s.Log.Warn("layer not ingested yet, will retry", "wish", in.Job.WishID, "image", in.Job.Image, "layer", l.Digest,
-					"attempt", d.Attempt, "of", d.MaxAttempts, "err", err)
-				return err
-			}
-			return s.fail(ctx, in, l.Digest, fmt.Errorf("%w; gave up after %d attempts", err, d.Attempt))
+			return err // shutting down (handed back), or local trouble: the bus tries again later
 		}
 		if meta == nil { // another ingester published it first
 			if err := sameDiffID(st, l, in.Job.Image); err != nil {
@@ -125,11 +119,11 @@ func (s *Service) ingest(ctx context.Context, st *store.Store, in events.LayerRe
 	log := s.Log.With("wish", in.Job.WishID, "image", in.Job.Image, "layer", l.Digest)
 	ref, err := imageref.Parse(in.Job.Image)
 	if err != nil {
-		return nil, err
+		return nil, events.Permanent(err)
 	}
 	gref, err := ref.GGCR()
 	if err != nil {
-		return nil, err
+		return nil, events.Permanent(err)
 	}
 	final := st.LayerDir(l.Digest)
 	if s.Locks != nil {
@@ -161,43 +155,21 @@ func (s *Service) ingest(ctx context.Context, st *store.Store, in events.LayerRe
 		return nil, err
 	}
 	discard := func() { _ = store.RemoveAll(tmp) }
-	fs := filepath.Join(tmp, "layerfs")
-	if err := mkdir(fs); err != nil {
-		discard()
-		return nil, err
-	}
 	wo := s.Whiteouts
 	if wo == "" {
 		wo = layer.DefaultWhiteouts(tmp)
 	}
-	blob, err := openBlob(ctx, gref.Context().Digest(l.Digest), s.Registry)
+	// A download that breaks off, stalls or brings other bytes is fetched again by Do, up to
+	// the registry timeout, like the registry's other faults.
+	var meta *layer.Meta
+	err = registry.Do(ctx, s.Registry, func(ro []remote.Option) error {
+		var err error
+		meta, err = s.unpack(ctx, filepath.Join(tmp, "layerfs"), gref.Context().Digest(l.Digest), ro, in, wo, log)
+		return err
+	})
 	if err != nil {
 		discard()
-		if registry.NotFound(err) {
-			return nil, &permanentError{fmt.Errorf("layer %s of %s is not in the registry; the image may have been changed or deleted since it was resolved: convert it again (%w)",
-				l.Digest, in.Job.Image, err)}
-		}
-		if registry.Denied(err) {
-			return nil, &permanentError{fmt.Errorf("the registry refused access to layer %s of %s; check the credentials for %s (%w)",
-				l.Digest, in.Job.Image, ref.Registry, err)}
-		}
-		if _, ok := registry.Status(err); ok && !registry.Temporary(err) {
-			return nil, &permanentError{fmt.Errorf("fetching layer %s of %s: %w", l.Digest, in.Job.Image, err)}
-		}
-		return nil, fmt.Errorf("fetching layer %s of %s: %w", l.Digest, in.Job.Image, err)
-	}
-	log.Debug("unpacking layer", "size", l.Size)
-	stream := newBlobStream(blob, l.Digest, &s.Metrics.fetched)
-	meta, err := layer.Extract(ctx, stream, fs, layer.Want{Digest: l.Digest, DiffID: l.DiffID, MediaType: l.MediaType, Size: l.Size}, layer.Options{Whiteouts: wo, Logger: log, MaxUncompressedBytes: s.MaxLayerBytes})
-	blob.Close()
-	if err != nil {
-		discard()
-		if ctx.Err() == nil {
-			if terr := stream.explain(l, in.Job.Image); terr != nil {
-				return nil, terr
-			}
-		}
-		return nil, fmt.Errorf("unpacking layer %s of %s: %w", l.Digest, in.Job.Image, err)
+		return nil, classify(err)
 	}
 	if err := layer.WriteMeta(filepath.Join(tmp, ".metadata"), meta); err != nil {
 		discard()
@@ -229,18 +201,54 @@ func (s *Service) fail(ctx context.Context, in events.LayerRequested, digest str
 	return s.Bus.Publish(ctx, env)
 }
 
-// permanentError is a layer that no new attempt can fetch: the registry does not have it or
-// refuses it.
-type permanentError struct{ err error }
+// unpack streams the layer blob into dir (made afresh), checking it as it goes: an error
+// from the download is said to be one (Transient when another try may mend it).
+func (s *Service) unpack(ctx context.Context, dir string, ref name.Digest, ro []remote.Option, in events.LayerRequested, wo layer.WhiteoutFormat, log *slog.Logger) (*layer.Meta, error) {
+	l := in.Layer
+	if err := store.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := mkdir(dir); err != nil {
+		return nil, err
+	}
+	blob, err := openBlob(ref, ro)
+	if err != nil {
+		if registry.NotFound(err) {
+			return nil, fmt.Errorf("layer %s of %s is not in the registry; the image may have been changed or deleted since it was resolved: convert it again (%w)",
+				l.Digest, in.Job.Image, err)
+		}
+		if registry.Denied(err) {
+			return nil, fmt.Errorf("the registry refused access to layer %s of %s; check the credentials for %s (%w)",
+				l.Digest, in.Job.Image, ref.RegistryStr(), err)
+		}
+		return nil, fmt.Errorf("fetching layer %s of %s: %w", l.Digest, in.Job.Image, err)
+	}
+	defer blob.Close()
+	log.Debug("unpacking layer", "size", l.Size)
+	stream := newBlobStream(blob, l.Digest, &s.Metrics.fetched)
+	meta, err := layer.Extract(ctx, stream, dir, layer.Want{Digest: l.Digest, DiffID: l.DiffID, MediaType: l.MediaType, Size: l.Size},
+		layer.Options{Whiteouts: wo, Logger: log, MaxUncompressedBytes: s.MaxLayerBytes})
+	if err != nil {
+		if ctx.Err() == nil {
+			if terr := stream.explain(l, in.Job.Image); terr != nil {
+				return nil, terr
+			}
+		}
+		return nil, fmt.Errorf("unpacking layer %s of %s: %w", l.Digest, in.Job.Image, err)
+	}
+	return meta, nil
+}
 
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
-
-// permanent says trying the layer again cannot help: the registry does not have it or
-// refuses it, or the layer is hostile (unsafe entries, over a limit). Everything else (the
-// registry busy or unreachable, a download cut short or corrupted on the way, a local
-// error) is retried up to the consumer's MaxAttempts.
-func permanent(err error) bool {
-	var pe *permanentError
-	return errors.As(err, &pe) || errors.Is(err, layer.ErrUnsafe) || errors.Is(err, layer.ErrLimit) || errors.Is(err, layer.ErrMalformed)
+// classify marks what no new delivery can mend as events.Permanent: the registry's last word
+// (the layer is missing or refused, the registry's faults outlasted the registry timeout, …)
+// and a layer that is bad as published (unsafe entries, over a limit, malformed). The rest
+// (the process stopping, a full disk) is left to the bus.
+func classify(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	if registry.Final(err) || errors.Is(err, layer.ErrUnsafe) || errors.Is(err, layer.ErrLimit) || errors.Is(err, layer.ErrMalformed) {
+		return events.Permanent(err)
+	}
+	return err
 }
