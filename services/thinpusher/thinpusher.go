@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"flatbed.dev/events"
 	"flatbed.dev/events/bus"
@@ -54,14 +55,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	} else {
 		digest, err := s.push(ctx, in)
 		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return err
-			}
-			// A bad name or refused credentials will not mend with another attempt.
-			if !errors.Is(err, errPermanent) && !d.LastAttempt() {
-				return err
-			}
-			return s.fail(ctx, in, err)
+			return err // the bus reports a permanent error at once, others after the last attempt
 		}
 		out.ThinDigest = digest
 	}
@@ -73,15 +67,18 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	return s.Bus.Publish(ctx, env)
 }
 
+// push builds and pushes the thin image. Registry faults are retried within the call, up to
+// the registry timeout; what no new attempt can mend (a bad name, no description, refused
+// credentials, the registry's last word) is returned as events.Permanent.
 func (s *Service) push(ctx context.Context, in events.ImageFlattened) (string, error) {
 	dst, err := outputRef(in.Job.ThinImage)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", errPermanent, err)
+		return "", events.Permanent(fmt.Errorf("cannot push the thin image: %w", err))
 	}
 	desc, err := s.Descriptions.Get(ctx, in.Image)
 	if err != nil {
 		if errors.Is(err, events.ErrNoDescription) {
-			return "", fmt.Errorf("%w: %w", errPermanent, err)
+			return "", events.Permanent(fmt.Errorf("cannot push the thin image: %w", err))
 		}
 		return "", err
 	}
@@ -100,23 +97,27 @@ func (s *Service) push(ctx context.Context, in events.ImageFlattened) (string, e
 		return "", fmt.Errorf("building the thin image of %s: %w", in.Job.Image, err)
 	}
 	opts := append([]registry.Option{registry.WithDUCCAuth(dst.Context().RegistryStr(), in.Job.User)}, s.Registry...)
-	digest, err := thin.Push(ctx, img, dst, registry.Options(ctx, opts...))
-	if err != nil {
-		if registry.Denied(err) {
-			return "", fmt.Errorf("%w: the registry refused to take the thin image %s; check the credentials for %s (the wishlist's user with DUCC_OUTPUT_REGISTRY_PASS, or the docker config): %w",
-				errPermanent, in.Job.ThinImage, dst.Context().RegistryStr(), registry.Explain(err))
-		}
-		if code, ok := registry.Status(err); ok && code != 408 && code != 429 && code < 500 {
-			return "", fmt.Errorf("%w: pushing the thin image %s: %w", errPermanent, in.Job.ThinImage, registry.Explain(err))
-		}
+	var digest string
+	err = registry.Do(ctx, opts, func(ro []remote.Option) error {
+		d, err := thin.Push(ctx, img, dst, ro)
+		digest = d
+		return err
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, context.Canceled):
+		return "", err // shutting down: handed back
+	case registry.Denied(err):
+		return "", events.Permanent(fmt.Errorf("the registry refused to take the thin image %s; check the credentials for %s (the wishlist's user with DUCC_OUTPUT_REGISTRY_PASS, or the docker config): %w",
+			in.Job.ThinImage, dst.Context().RegistryStr(), registry.Explain(err)))
+	case registry.Final(err):
+		return "", events.Permanent(fmt.Errorf("pushing the thin image %s: %w", in.Job.ThinImage, registry.Explain(err)))
+	default:
 		return "", fmt.Errorf("pushing the thin image %s: %w", in.Job.ThinImage, registry.Explain(err))
 	}
 	s.Log.Info("thin image pushed", "wish", in.Job.WishID, "image", in.Job.Image, "thin", in.Job.ThinImage, "digest", digest)
 	return digest, nil
 }
-
-// errPermanent marks push failures another attempt cannot mend.
-var errPermanent = errors.New("cannot push the thin image")
 
 // outputRef reads a thin image name in DUCC syntax (scheme decides http or https).
 func outputRef(s string) (name.Reference, error) {
@@ -128,14 +129,4 @@ func outputRef(s string) (name.Reference, error) {
 		return nil, fmt.Errorf("thin image name %q (from output_format): %w", s, err)
 	}
 	return r.GGCR()
-}
-
-func (s *Service) fail(ctx context.Context, in events.ImageFlattened, cause error) error {
-	s.Log.Error("thin image push failed", "wish", in.Job.WishID, "image", in.Job.Image, "err", cause)
-	img := in.Image
-	env, err := events.Failed(source, events.ImageFailed{Job: in.Job, Image: &img, Stage: Name, Error: cause.Error()})
-	if err != nil {
-		return err
-	}
-	return s.Bus.Publish(ctx, env)
 }

@@ -2,11 +2,13 @@ package thinpusher
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -14,6 +16,7 @@ import (
 	"flatbed.dev/events"
 	"flatbed.dev/events/eventstest"
 	"flatbed.dev/pkg/imagegen"
+	"flatbed.dev/pkg/registry"
 	"flatbed.dev/pkg/registry/registrytest"
 	"flatbed.dev/pkg/store"
 	"flatbed.dev/pkg/thin"
@@ -183,20 +186,23 @@ func TestPush(t *testing.T) {
 
 func TestPushFailure(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		status    int
-		body      string
-		permanent bool   // fails on the first attempt instead of being retried
-		reason    string // in the failure
+		name   string
+		status int
+		body   string
+		reason []string // in the failure
 	}{
-		{"refused credentials", http.StatusForbidden, `{"errors":[{"code":"DENIED","message":"no"}]}`, true, "check the credentials"},
-		{"registry down", http.StatusServiceUnavailable, `{"errors":[{"code":"UNAVAILABLE","message":"later"}]}`, false, "503"},
+		{"refused credentials", http.StatusForbidden, `{"errors":[{"code":"DENIED","message":"no"}]}`, []string{"check the credentials"}},
+		// Retried within the delivery until the registry timeout runs out, then final.
+		{"registry down", http.StatusServiceUnavailable, `{"errors":[{"code":"UNAVAILABLE","message":"later"}]}`,
+			[]string{"503", "the registry timeout (--registry-timeout 300ms) ran out"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// A registry that answers every upload with tc.status.
+			var uploads atomic.Int32
 			host := registrytest.Serve(t, func(h http.Handler) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+						uploads.Add(1)
 						http.Error(w, tc.body, tc.status)
 						return
 					}
@@ -207,31 +213,23 @@ func TestPushFailure(t *testing.T) {
 			job.ThinImage = "http://" + host + "/unpacked/sync/hello_thin:2.0"
 			in := flattened(t, job)
 			s, b := newService(t)
+			s.Registry = append(s.Registry, registry.WithRetryBackoff(remote.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Cap: 50 * time.Millisecond}),
+				registry.WithTimeout(300*time.Millisecond))
 			err := handle(t, s, in, 1)
-			if tc.permanent {
-				if err != nil {
-					t.Fatalf("first attempt: %v, want the failure published at once", err)
-				}
-			} else {
-				if err == nil {
-					t.Error("first attempt: Handle returned nil, want an error (redelivery)")
-				}
-				if len(b.Envelopes()) != 0 {
-					t.Errorf("first attempt published %v", b.Types())
-				}
-				if err := handle(t, s, in, 3); err != nil {
-					t.Fatalf("last attempt: %v", err)
+			if !events.IsPermanent(err) {
+				t.Fatalf("Handle returned %v, want a permanent error (the bus reports it at once)", err)
+			}
+			if got := b.Types(); len(got) != 0 {
+				t.Errorf("published %v, want nothing", got)
+			}
+			for _, r := range append([]string{job.ThinImage}, tc.reason...) {
+				if !strings.Contains(err.Error(), r) {
+					t.Errorf("error %q does not contain %q", err, r)
 				}
 			}
-			if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
-				t.Fatalf("published %v, want only %s", got, events.ImageFailedType)
-			}
-			f := eventstest.Decode[events.ImageFailed](t, b.Envelopes()[0])
-			if f.Stage != Name || f.Image == nil || f.Image.Digest != in.Image.Digest {
-				t.Errorf("ImageFailed = %+v", f)
-			}
-			if !strings.Contains(f.Error, job.ThinImage) || !strings.Contains(f.Error, tc.reason) {
-				t.Errorf("Error %q does not name the thin image and %q", f.Error, tc.reason)
+			// The thin image has two blobs (thin.json and the config): one try each.
+			if tc.status == http.StatusForbidden && uploads.Load() > 2 {
+				t.Errorf("%d uploads for refused credentials, want one per blob", uploads.Load())
 			}
 		})
 	}
@@ -243,11 +241,11 @@ func TestBadThinImageName(t *testing.T) {
 	in := flattened(t, job)
 	s, b := newService(t)
 	// A name that cannot be pushed to fails on the first attempt: retrying cannot mend it.
-	if err := handle(t, s, in, 1); err != nil {
-		t.Fatalf("first attempt: %v", err)
+	if err := handle(t, s, in, 1); !events.IsPermanent(err) || !strings.Contains(err.Error(), "UPPER/x") {
+		t.Fatalf("first attempt: %v, want a permanent error naming the thin image", err)
 	}
-	if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
-		t.Fatalf("published %v, want only %s", got, events.ImageFailedType)
+	if got := b.Types(); len(got) != 0 {
+		t.Fatalf("published %v, want nothing", got)
 	}
 }
 
@@ -261,15 +259,12 @@ func TestPushNoDescription(t *testing.T) {
 	in := flattened(t, job)
 	s, b := newService(t)
 	s.Descriptions = &eventstest.Descriptions{} // empty
-	if err := handle(t, s, in, 1); err != nil {
-		t.Fatalf("first attempt: %v, want the failure published at once", err)
+	err := handle(t, s, in, 1)
+	if !events.IsPermanent(err) || !errors.Is(err, events.ErrNoDescription) {
+		t.Fatalf("first attempt: %v, want a permanent %q", err, events.ErrNoDescription)
 	}
-	if got := b.Types(); !slices.Equal(got, []string{events.ImageFailedType}) {
-		t.Fatalf("published %v, want only %s", got, events.ImageFailedType)
-	}
-	f := eventstest.Decode[events.ImageFailed](t, b.Envelopes()[0])
-	if f.Stage != Name || f.Image == nil || *f.Image != in.Image || !strings.Contains(f.Error, events.ErrNoDescription.Error()) {
-		t.Errorf("ImageFailed = %+v, want stage %s, the image and %q", f, Name, events.ErrNoDescription)
+	if got := b.Types(); len(got) != 0 {
+		t.Fatalf("published %v, want nothing", got)
 	}
 	if got := c.n.Load(); got != 0 {
 		t.Errorf("%d registry requests without a description", got)
