@@ -18,6 +18,7 @@ import (
 
 	"flatbed.dev/events/bus"
 	"flatbed.dev/pkg/notification"
+	"flatbed.dev/pkg/registry"
 	"flatbed.dev/services/flattener"
 	"flatbed.dev/services/ingester"
 	"flatbed.dev/services/notifier"
@@ -102,15 +103,16 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 	if err != nil {
 		return err
 	}
+	reg := []registry.Option{registry.WithTimeout(g.registryWait)}
 	switch name {
 	case resolver.Name:
-		return (&resolver.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, MaxAttempts: g.maxAttempts, MaxLayers: g.maxLayers, Descriptions: descs}).Register(ctx, b)
+		return (&resolver.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts, MaxLayers: g.maxLayers, Descriptions: descs}).Register(ctx, b)
 	case ingester.Name:
 		locks, err := b.Locks(ctx)
 		if err != nil {
 			return err
 		}
-		return (&ingester.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Concurrency: g.jobs, MaxAttempts: g.maxAttempts, Locks: locks, MaxLayerBytes: g.maxLayer}).Register(ctx, b)
+		return (&ingester.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Registry: reg, Concurrency: g.jobs, MaxAttempts: g.maxAttempts, Locks: locks, MaxLayerBytes: g.maxLayer}).Register(ctx, b)
 	case flattener.Name:
 		locks, err := b.Locks(ctx)
 		if err != nil {
@@ -118,7 +120,7 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 		}
 		return (&flattener.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, MaxAttempts: g.maxAttempts, Locks: locks, Descriptions: descs}).Register(ctx, b)
 	case thinpusher.Name:
-		return (&thinpusher.Service{Bus: b, Log: log, MaxAttempts: g.maxAttempts, Descriptions: descs}).Register(ctx, b)
+		return (&thinpusher.Service{Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts, Descriptions: descs}).Register(ctx, b)
 	case notifier.Name:
 		s := &notifier.Service{StoreRoot: g.storeRoot, Bus: b, Log: log}
 		if g.notification != "" {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"flatbed.dev/pkg/layer"
+	"flatbed.dev/pkg/registry"
 	"flatbed.dev/services/resolver"
 )
 
@@ -24,6 +25,7 @@ type globals struct {
 	jobs         int
 	maxAttempts  int
 	retryBase    time.Duration
+	registryWait time.Duration
 	replicas     int
 	maxLayer     int64
 	maxLayers    int
@@ -55,6 +57,7 @@ func newRoot() *cobra.Command {
 	f.IntVar(&g.maxLayers, "max-layers", resolver.DefaultMaxLayers, "refuse images with more layers than this")
 	f.IntVar(&g.replicas, "stream-replicas", 0, "replicas of the JetStream streams and lease bucket (0: 3 in a cluster, else 1)")
 	f.DurationVar(&g.retryBase, "retry-base", time.Second, "first redelivery delay after a failed step (doubles up to 30s)")
+	f.DurationVar(&g.registryWait, "registry-timeout", registry.DefaultTimeout, "how long a stage may retry an image's registry faults (refused, reset, stalled, busy), from the first, before the image fails")
 	root.AddCommand(newConvert(g), newConvertSingle(g), newServe(g), newCheckImageSyntax(g), newDownloadManifest(g), newDemo(g), newVersion())
 	return root
 }
