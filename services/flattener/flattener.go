@@ -40,6 +40,9 @@ type Service struct {
 	Locks events.Locker
 	// Descriptions holds what each image is made of (its layers and config).
 	Descriptions events.Descriptions
+	// CopyFiles copies the layers' files into each flat tree. By default they are hard links
+	// to the layers' files: no second copy of the contents (see flatten.Options.LinkFiles).
+	CopyFiles bool
 
 	building sync.Map // flat directory -> *sync.Mutex: one build per image in this process
 }
@@ -156,7 +159,7 @@ func (s *Service) build(ctx context.Context, st *store.Store, in events.LayerIng
 	if err != nil {
 		return false, err
 	}
-	stats, err := flatten.Build(ctx, tmp, layers, flatten.Options{Logger: log})
+	stats, err := flatten.Build(ctx, tmp, layers, flatten.Options{Logger: log, LinkFiles: !s.CopyFiles})
 	if err == nil {
 		c := desc.Config
 		err = singularity.Write(tmp, singularity.Config{Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir})
