@@ -200,6 +200,11 @@ func Extract(ctx context.Context, r io.Reader, dir string, want Want, opts Optio
 	x.meta.DiffID = diff.digest()
 	x.meta.Size = blob.n
 	x.meta.UncompressedSize = diff.n
+	t, err := Count(dir)
+	if err != nil {
+		return nil, fmt.Errorf("layer %s: %w", want.Digest, err)
+	}
+	x.meta.Tally = &t
 	return x.meta, nil
 }
 

@@ -57,6 +57,9 @@ type Meta struct {
 	// at its path, so the flattener removes that, as for a whiteout. Sorted. Layers
 	// extracted before this field existed lack it, and leave the lower entries visible.
 	Dropped []string `json:"dropped,omitempty"`
+	// Tally counts what layerfs holds once extracted, for checking the store later (nil in
+	// layers extracted before it existed).
+	Tally *Tally `json:"tally,omitempty"`
 }
 
 // MetaFile is the name of the layer description inside a layer's .metadata directory.

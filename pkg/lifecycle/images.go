@@ -102,3 +102,12 @@ func usedBy(images []Recorded) used {
 // isTemp says a directory entry is a writer's temporary, which garbage collection leaves to
 // the store's own clean-up (its writer may still be alive).
 func isTemp(name string) bool { return strings.HasPrefix(name, ".tmp-") }
+
+// rel is p relative to the repository root, slash-separated.
+func rel(st *store.Store, p string) string {
+	r, err := filepath.Rel(st.Root, p)
+	if err != nil {
+		return p
+	}
+	return filepath.ToSlash(r)
+}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"flatbed.dev/pkg/layer"
 	"flatbed.dev/pkg/lifecycle"
 	"flatbed.dev/pkg/store"
 )
@@ -39,7 +40,11 @@ func (f fixture) layer(name string) string {
 	if err := os.WriteFile(filepath.Join(f.st.LayerFS(d), "etc", name), []byte(name), 0o644); err != nil {
 		f.t.Fatal(err)
 	}
-	if err := os.MkdirAll(f.st.LayerMeta(d), 0o755); err != nil {
+	tally, err := layer.Count(f.st.LayerFS(d))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := layer.WriteMeta(f.st.LayerMeta(d), &layer.Meta{Digest: d, Whiteouts: layer.WhiteoutOCI, Tally: &tally}); err != nil {
 		f.t.Fatal(err)
 	}
 	return d
@@ -48,6 +53,17 @@ func (f fixture) layer(name string) string {
 func (f fixture) image(name, config string, layers ...string) {
 	cfg := digest("config " + config)
 	if err := os.MkdirAll(filepath.Join(f.st.FlatDir(cfg), "etc"), 0o755); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.st.FlatDir(cfg), "etc", "os-release"), []byte(config), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+	tally, err := layer.Count(f.st.FlatDir(cfg))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	rec, _ := json.Marshal(lifecycle.Record{Image: "http://" + name, Flat: &tally})
+	if _, err := store.WriteFileAtomic(filepath.Join(f.st.MetadataDir(name), lifecycle.RecordFile), rec, 0o644); err != nil {
 		f.t.Fatal(err)
 	}
 	type desc struct {
@@ -248,4 +264,72 @@ func diff(a, b map[string]string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Verify finds a removed file, a truncated file, a removed flat tree and a dangling public
+// path; Repair removes what they damaged and names the images to convert again.
+func TestVerifyFindsDamageAndRepairPreparesReconversion(t *testing.T) {
+	f := newFixture(t)
+	base, l1, l2, l3 := f.layer("base"), f.layer("one"), f.layer("two"), f.layer("three")
+	f.image("r.example/a:1", "a", base, l1)
+	f.image("r.example/b:1", "b", l2)
+	f.image("r.example/c:1", "c", l3)
+	f.image("r.example/d:1", "d", base)
+	if ps, err := lifecycle.Verify(f.st); err != nil || len(ps) != 0 {
+		t.Fatalf("a sound store: %v, %v", ps, err)
+	}
+	// Damage: a file removed from a layer, a file truncated in another, a flat tree removed,
+	// a public path left dangling, a temporary left behind.
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Remove(filepath.Join(f.st.LayerFS(l1), "etc", "one")))
+	must(os.Truncate(filepath.Join(f.st.LayerFS(l2), "etc", "two"), 1))
+	must(os.RemoveAll(f.st.FlatDir(digest("config c"))))
+	must(os.Remove(f.st.PublicPath("r.example/d:1")))
+	must(os.Symlink("../.flat/00/nothing", f.st.PublicPath("r.example/d:1")))
+	must(os.MkdirAll(filepath.Join(f.st.LayersDir(), "ab", ".tmp-abc-1"), 0o755))
+	ps, err := lifecycle.Verify(f.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range ps {
+		got = append(got, p.String())
+	}
+	all := strings.Join(got, "\n")
+	for _, want := range []string{
+		"r.example/a:1: " + rel(f.st, f.st.LayerFS(l1)) + ": the layer was changed: files 0, recorded 1",
+		"r.example/b:1: " + rel(f.st, f.st.LayerFS(l2)) + ": the layer was changed: bytes 1, recorded 3",
+		"r.example/c:1: " + rel(f.st, f.st.FlatDir(digest("config c"))) + ": the flat tree is missing",
+		"r.example/d:1: r.example/d:1: the public path links to ../.flat/00/nothing",
+		".layers/ab/.tmp-abc-1: a temporary left behind",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("Verify did not report %q; it reported:\n%s", want, all)
+		}
+	}
+	again, err := lifecycle.Repair(f.st, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a (damaged layer), b (damaged layer), c (flat tree), d (public path); d shares base with
+	// a but base is sound, so only its own problem counts.
+	if want := []string{"http://r.example/a:1", "http://r.example/b:1", "http://r.example/c:1", "http://r.example/d:1"}; !slices.Equal(again, want) {
+		t.Errorf("to convert again: %v, want %v", again, want)
+	}
+	for _, gone := range []string{f.st.LayerDir(l1), f.st.LayerDir(l2), f.st.ManifestPath("r.example/a:1"), f.st.FlatDir(digest("config a")),
+		filepath.Join(f.st.LayersDir(), "ab", ".tmp-abc-1")} {
+		if _, err := os.Lstat(gone); err == nil {
+			t.Errorf("%s is still there after Repair", gone)
+		}
+	}
+	for _, kept := range []string{f.st.LayerDir(base), f.st.LayerDir(l3)} {
+		if _, err := os.Lstat(kept); err != nil {
+			t.Errorf("Repair removed the sound %s", kept)
+		}
+	}
 }
