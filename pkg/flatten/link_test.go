@@ -22,12 +22,12 @@ import (
 // link count or ctime, which a hard link to it changes by definition, nor its atime, which
 // reading it changes).
 type fileFacts struct {
-	sum          [32]byte
-	mode         uint32
-	uid, gid     uint32
-	size         int64
-	mtime        unix.Timespec
-	xattrs       string
+	sum      [32]byte
+	mode     uint32
+	uid, gid uint32
+	size     int64
+	mtime    unix.Timespec
+	xattrs   string
 }
 
 func layerFacts(t *testing.T, roots ...string) map[string]fileFacts {
