@@ -130,6 +130,9 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 	if _, err := store.SymlinkAtomic(publicTarget(img.Name, st.Root, final), st.PublicPath(img.Name)); err != nil {
 		return err
 	}
+	if err := record(st, img.Name, in.Job.Image, final, !present); err != nil {
+		return err
+	}
 	// The stored manifest comes last: its presence is what "already converted" means.
 	if _, err := store.WriteFileAtomic(st.ManifestPath(img.Name), desc.Manifest, 0o644); err != nil {
 		return err

@@ -1,0 +1,37 @@
+package flattener
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+
+	"flatbed.dev/pkg/layer"
+	"flatbed.dev/pkg/lifecycle"
+	"flatbed.dev/pkg/store"
+)
+
+// record writes .metadata/<name>/flatbed.json: the image as wished (what `verify --repair`
+// converts again) and what the flat tree holds (what `verify` compares it with). The tree is
+// counted when it was just built, or when this name has no count yet.
+func record(st *store.Store, name, wished, flat string, built bool) error {
+	old, err := lifecycle.ReadRecord(st, name)
+	if err != nil {
+		old = nil // unreadable: written anew
+	}
+	rec := lifecycle.Record{Image: wished}
+	if !built && old != nil && old.Flat != nil {
+		rec.Flat = old.Flat
+	} else {
+		t, err := layer.Count(flat)
+		if err != nil {
+			return fmt.Errorf("recording the flat tree of %s: %w", name, err)
+		}
+		rec.Flat = &t
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	_, err = store.WriteFileAtomic(filepath.Join(st.MetadataDir(name), lifecycle.RecordFile), b, 0o644)
+	return err
+}
