@@ -50,8 +50,10 @@ type Bus struct {
 	ran      atomic.Bool   // Run was called
 
 	mu       sync.Mutex
-	stopping bool // no new work: deliveries are handed back for redelivery
+	stopping bool          // no new work: deliveries are handed back for redelivery
+	drained  chan struct{} // closed when the drain has finished
 	consume  []jetstream.ConsumeContext
+	busy     atomic.Int64 // handlers running now
 }
 
 // New connects the bus, checks the server's version and makes sure the streams exist.
@@ -65,7 +67,7 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 	if o.Registerer == nil {
 		o.Registerer = prometheus.DefaultRegisterer
 	}
-	b := &Bus{opts: o, log: o.Logger, running: make(chan struct{})}
+	b := &Bus{opts: o, log: o.Logger, running: make(chan struct{}), drained: make(chan struct{})}
 	nc, err := b.connect(o.Source)
 	if err != nil {
 		return nil, err
@@ -137,16 +139,19 @@ func (b *Bus) Running() <-chan struct{} { return b.running }
 var DrainTimeout = 60 * time.Second
 
 // drain stops taking new work and waits until every handler in flight has returned and its
-// delivery has been acknowledged (or handed back), so nothing is left for AckWait to redeliver.
+// delivery has been acknowledged (or handed back), so nothing is left for AckWait to
+// redeliver. A second call (Close after Run) waits for the first.
 func (b *Bus) drain(cancelWork context.CancelFunc) {
 	b.mu.Lock()
 	if b.stopping {
 		b.mu.Unlock()
+		<-b.drained
 		return
 	}
 	b.stopping = true
 	consume := b.consume
 	b.mu.Unlock()
+	defer close(b.drained)
 	for _, cc := range consume {
 		cc.Drain() // no more pulls; a message already buffered is handed back at once
 	}
@@ -159,10 +164,22 @@ func (b *Bus) drain(cancelWork context.CancelFunc) {
 		}
 		close(done)
 	}()
-	select {
-	case <-done:
-		return
-	case <-time.After(DrainTimeout):
+	timeout := time.After(DrainTimeout)
+	poll := time.NewTicker(100 * time.Millisecond)
+	defer poll.Stop()
+	for waiting := true; waiting; {
+		select {
+		case <-done:
+			return
+		case <-poll.C:
+			// With the server away no ack can be sent and the subscriptions cannot finish
+			// draining: once no handler runs there is nothing left to wait for.
+			if b.busy.Load() == 0 && b.nc.Status() != nats.CONNECTED {
+				return
+			}
+		case <-timeout:
+			waiting = false
+		}
 	}
 	b.log.Warn("handlers still running after the drain timeout; cancelling them", "timeout", DrainTimeout)
 	cancelWork()

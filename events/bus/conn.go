@@ -55,7 +55,7 @@ func (b *Bus) connect(name string) (*nats.Conn, error) {
 		down := time.Since(w.downAt)
 		w.downAt = time.Time{}
 		w.mu.Unlock()
-		log.Info("NATS connection restored", "server", nc.ConnectedUrlRedacted(), "down", down.Round(time.Millisecond))
+		log.Info("NATS connection restored", "server", nc.ConnectedUrlRedacted(), "down", down.Round(time.Millisecond).String())
 	})
 	nc.SetClosedHandler(func(nc *nats.Conn) {
 		w.mu.Lock()

@@ -136,6 +136,8 @@ var errHandBack = errors.New("shutting down")
 // the handler and settles the delivery (ack, or nak with a back-off) before returning, so a
 // drained subscription has nothing left unacknowledged.
 func (b *Bus) deliver(ctx context.Context, r registered, jm jetstream.Msg) {
+	b.busy.Add(1)
+	defer b.busy.Add(-1)
 	err := b.handleSafely(ctx, r, jm)
 	actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -93,3 +93,40 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 		}
 	}
 }
+
+// A process asked to stop while NATS is away stops at once when no handler runs: there is no
+// ack to wait for, and the subscriptions cannot drain without a server.
+func TestRunStopsAtOnceWithTheServerAway(t *testing.T) {
+	ns := startListening(t, t.TempDir(), -1)
+	defer ns.Shutdown()
+	url := ns.URL()
+	connect := func(name string) (*nats.Conn, error) {
+		return nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	}
+	b, err := bus.New(context.Background(), bus.Options{Connect: connect, Source: "flatbed/test", Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Handle(context.Background(), bus.Consumer{Name: "resolver", Types: []string{events.WishSubmittedType}, Concurrency: 2},
+		func(context.Context, *bus.Delivery) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- b.Run(ctx) }()
+	<-b.Running()
+	ns.Shutdown()
+	waitFor(t, 5*time.Second, "the bus to see the server gone", func() bool { return b.Healthy() != nil })
+	stop()
+	start := time.Now()
+	select {
+	case err := <-ran:
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("Run returned %s after its context ended", time.Since(start).Round(time.Millisecond))
+	case <-time.After(3 * time.Second):
+		t.Fatal("Run still drains 3s after its context ended, with the server away and no handler running")
+	}
+}
