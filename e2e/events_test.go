@@ -10,6 +10,7 @@ import (
 
 	"flatbed.dev/events"
 	"flatbed.dev/events/bus"
+	"flatbed.dev/events/schema"
 )
 
 // checkStoredEvents opens the JetStream state a finished run left behind and checks every
@@ -68,7 +69,7 @@ func checkEventMsg(t *testing.T, m *nats.Msg, seen, completed map[string]int) {
 	if events.Subject(typ) != m.Subject {
 		t.Errorf("event type %s on subject %s", ev.Type(), m.Subject)
 	}
-	if err := events.ValidateData(typ, ev.Data()); err != nil {
+	if err := schema.Validate(typ, ev.Data()); err != nil {
 		t.Errorf("%s %s: %v", m.Subject, ev.ID(), err)
 	}
 	seen[typ]++

@@ -15,6 +15,7 @@ import (
 
 	"flatbed.dev/e2e/harness"
 	"flatbed.dev/events"
+	"flatbed.dev/events/schema"
 	"flatbed.dev/pkg/imagegen"
 	"flatbed.dev/pkg/treecmp"
 )
@@ -246,8 +247,8 @@ func mpCheckEvents(t testing.TB, msgs []*nats.Msg, wished int) {
 		if st != short {
 			report(m, "ShortType %q != %q", st, short)
 		}
-		if err := events.ValidateData(st, ev.Data()); err != nil {
-			report(m, "ValidateData(%s): %v", st, err)
+		if err := schema.Validate(st, ev.Data()); err != nil {
+			report(m, "schema.Validate(%s): %v", st, err)
 		}
 		wish, _ := ev.Extensions()[events.ExtWishID].(string)
 		corr, _ := ev.Extensions()[events.ExtCorrelationID].(string)

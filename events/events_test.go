@@ -1,33 +1,16 @@
 package events_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"flatbed.dev/events"
+	"flatbed.dev/events/schema"
 )
-
-func TestSchemasAreCurrent(t *testing.T) {
-	for typ := range events.Types() {
-		want, err := events.GenerateSchema(typ)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := events.Schemas.ReadFile("schemas/" + typ + ".json")
-		if err != nil {
-			t.Fatalf("schemas/%s.json missing: run go generate ./events", typ)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("schemas/%s.json is stale: run `go generate` in events/", typ)
-		}
-	}
-}
 
 func sampleJob() events.Job {
 	return events.Job{WishID: "w", CorrelationID: "c", Image: "http://127.0.0.1:5000/données/x:1", CvmfsRepo: "unpacked.example.org", SubmittedAt: time.Now()}
@@ -41,21 +24,6 @@ func sampleImage() events.Image {
 func sampleLayer() events.Layer {
 	return events.Layer{Digest: "sha256:" + strings.Repeat("c", 64), DiffID: "sha256:" + strings.Repeat("d", 64),
 		MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Size: 1}
-}
-
-func TestValidateData(t *testing.T) {
-	img := sampleImage()
-	good := events.LayerIngested{Job: sampleJob(), Image: img, Layer: sampleLayer(), Path: ".layers/cc/cc/layerfs"}
-	b, _ := json.Marshal(good)
-	if err := events.ValidateData(events.LayerIngestedType, b); err != nil {
-		t.Errorf("valid data rejected: %v", err)
-	}
-	if err := events.ValidateData(events.LayerIngestedType, []byte(`{"job":{"wish_id":3}}`)); err == nil {
-		t.Error("invalid data accepted")
-	}
-	if err := events.ValidateData("no.such", b); err == nil {
-		t.Error("unknown type accepted")
-	}
 }
 
 func TestEnvelopeRoundTrip(t *testing.T) {
@@ -94,7 +62,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	if err := events.Decode(ev, &w); err != nil || w.Job.Image != job.Image {
 		t.Errorf("decoded %+v %v", w, err)
 	}
-	if err := events.ValidateData(events.WishSubmittedType, ev.Data()); err != nil {
+	if err := schema.Validate(events.WishSubmittedType, ev.Data()); err != nil {
 		t.Error(err)
 	}
 }
@@ -116,7 +84,7 @@ func TestFailedIDs(t *testing.T) {
 	if a.Type != events.ImageFailedType || a.Event.Subject() != job.Image {
 		t.Errorf("type %s subject %s", a.Type, a.Event.Subject())
 	}
-	if err := events.ValidateData(events.ImageFailedType, a.Event.Data()); err != nil {
+	if err := schema.Validate(events.ImageFailedType, a.Event.Data()); err != nil {
 		t.Error(err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"flatbed.dev/events"
+	"flatbed.dev/events/schema"
 )
 
 func main() {
@@ -15,7 +16,7 @@ func main() {
 		dir = os.Args[1]
 	}
 	for t := range events.Types() {
-		b, err := events.GenerateSchema(t)
+		b, err := schema.Generate(t)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
