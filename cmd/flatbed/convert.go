@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"flatbed.dev/events"
+	"flatbed.dev/events/bus"
 	"flatbed.dev/pkg/imageref"
 	"flatbed.dev/pkg/notification"
 	"flatbed.dev/pkg/registry"
@@ -20,9 +21,10 @@ import (
 
 // convertOpts are the per-run DUCC flags.
 type convertOpts struct {
-	skipThin     bool
-	convertAgain bool
-	timeout      time.Duration
+	skipThin      bool
+	convertAgain  bool
+	timeout       time.Duration
+	waitForStages bool
 }
 
 func (o *convertOpts) flags(cmd *cobra.Command) {
@@ -30,6 +32,7 @@ func (o *convertOpts) flags(cmd *cobra.Command) {
 	f.BoolVarP(&o.skipThin, "skip-thin-image", "i", false, "do not push thin images")
 	f.BoolVarP(&o.convertAgain, "convert-again", "g", false, "convert images the store already holds")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Hour, "give up waiting for results after this long")
+	f.BoolVar(&o.waitForStages, "wait-for-stages", false, "with --nats: submit the wishes even when some stage has no worker yet, and wait for it (default: fail at once, naming the stage)")
 }
 
 func newConvert(g *globals) *cobra.Command {
@@ -120,6 +123,8 @@ func loadWishlist(path string) (*wishlist.Wishlist, error) {
 
 // convert submits one wish per input image and waits until each has a result.
 func convert(ctx context.Context, g *globals, o *convertOpts, wl *wishlist.Wishlist) (err error) {
+	intr := notifyInterrupt()
+	defer intr.stop()
 	var thinNames []string
 	if !o.skipThin {
 		// Every thin-image name is made before anything starts, so that a format that does
@@ -155,14 +160,26 @@ func convert(ctx context.Context, g *globals, o *convertOpts, wl *wishlist.Wishl
 	}
 	p, err := startPipeline(ctx, g, services, "")
 	if err != nil {
+		if ctx.Err() != nil {
+			return intr.interrupted(len(wl.Input))
+		}
 		return err
 	}
 	defer p.close()
+	js := p.bus.JetStream()
+	if g.natsURL != "" {
+		if err := checkStages(ctx, g.log, js, g.natsURL, o.waitForStages); err != nil {
+			if ctx.Err() != nil {
+				return intr.interrupted(len(wl.Input))
+			}
+			return err
+		}
+	}
 
 	runCtx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	correlation := uuid.NewString()
-	results, err := watchResults(runCtx, g.log, p.bus.JetStream(), correlation)
+	results, err := watchResults(runCtx, g.log, js, correlation)
 	if err != nil {
 		return err
 	}
@@ -188,19 +205,35 @@ func convert(ctx context.Context, g *globals, o *convertOpts, wl *wishlist.Wishl
 			return err
 		}
 		if err := p.bus.Publish(runCtx, env); err != nil {
+			if ctx.Err() != nil {
+				return intr.interrupted(len(wl.Input))
+			}
 			return err
 		}
 		pending[job.WishID] = job.Image
 	}
 
 	failed := 0
+	progress := time.NewTicker(progressInterval)
+	defer progress.Stop()
 	for len(pending) > 0 {
 		select {
 		case <-runCtx.Done():
+			if ctx.Err() != nil {
+				for _, img := range pending {
+					fmt.Fprintf(os.Stderr, "unfinished: %s\n", img)
+				}
+				if len(services) > 0 {
+					g.log.Info("interrupted; letting the steps in progress finish", "at_most", bus.DrainTimeout)
+				}
+				return intr.interrupted(len(pending))
+			}
 			for _, img := range pending {
 				fmt.Fprintf(os.Stderr, "no result for %s\n", img)
 			}
-			return &exitError{exitSomeFailed, fmt.Errorf("gave up waiting after %s with %d image(s) unfinished: %w", o.timeout, len(pending), runCtx.Err())}
+			return &exitError{exitSomeFailed, fmt.Errorf("gave up waiting after %s (--timeout) with %d image(s) unfinished", o.timeout, len(pending))}
+		case <-progress.C:
+			logProgress(runCtx, g.log, js, len(wl.Input)-len(pending), len(wl.Input))
 		case r := <-results:
 			img, ok := pending[r.wishID]
 			if !ok {

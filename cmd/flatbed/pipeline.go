@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,10 +42,15 @@ type pipeline struct {
 func startPipeline(ctx context.Context, g *globals, services []string, listen string) (*pipeline, error) {
 	p := &pipeline{}
 	var connect func(name string) (*nats.Conn, error)
+	streamMax := g.streamMax // 0 with --nats: keep the server's stream as it is
 	if g.natsURL != "" {
 		url := g.natsURL
 		connect = func(name string) (*nats.Conn, error) {
-			nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1))
+			// Reconnect for ever; a server that stops answering without closing the
+			// connection is noticed within a few seconds (pings every 2s, two may be
+			// unanswered), so /readyz follows it. The bus logs every change.
+			nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+				nats.PingInterval(2*time.Second), nats.MaxPingsOutstanding(2))
 			if err != nil {
 				return nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
 			}
@@ -76,13 +82,19 @@ func startPipeline(ctx context.Context, g *globals, services []string, listen st
 		}
 		p.embedded = ns
 		p.closers = append(p.closers, ns.Shutdown)
+		if streamMax, err = embeddedStreamMax(ns, g.streamMax, dir); err != nil {
+			p.close()
+			return nil, err
+		}
+		g.log.Info("embedded NATS storage", "state", dir, "max_store", bus.FormatBytes(ns.MaxStore()), "stream_max", bus.FormatBytes(streamMax))
 		connect = ns.Connect
 		if u := ns.URL(); u != "" {
 			lock.listening(u)
 			g.log.Info("embedded NATS listening", "url", u, "state", dir)
 		}
 	}
-	b, err := bus.New(ctx, bus.Options{Connect: connect, Source: "flatbed", Logger: g.log, RetryBase: g.retryBase, Replicas: g.replicas})
+	b, err := bus.New(ctx, bus.Options{Connect: connect, Source: "flatbed", Logger: g.log, RetryBase: g.retryBase, Replicas: g.replicas,
+		StreamMaxBytes: streamMax})
 	if err != nil {
 		p.close()
 		return nil, err
@@ -95,6 +107,21 @@ func startPipeline(ctx context.Context, g *globals, services []string, listen st
 		}
 	}
 	return p, nil
+}
+
+// embeddedStreamMax is the pipeline stream's limit on the embedded server: --stream-max-bytes
+// when given (it must fit in what the server may store), else its share of the server's store,
+// which is sized to the state directory's file system.
+func embeddedStreamMax(ns *bus.Embedded, flag int64, dir string) (int64, error) {
+	if flag == 0 {
+		return bus.StreamShare(ns.MaxStore()), nil
+	}
+	if flag > ns.MaxStore() {
+		return 0, &exitError{exitSomeFailed, fmt.Errorf("--stream-max-bytes %d (%s) does not fit: the embedded NATS server may store %s in %s "+
+			"(%.0f%% of its file system's free space and of what it holds already); choose less, or a --state-dir with more room",
+			flag, bus.FormatBytes(flag), bus.FormatBytes(ns.MaxStore()), dir, bus.StoreFraction*100)}
+	}
+	return flag, nil
 }
 
 func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
@@ -153,8 +180,11 @@ func (p *pipeline) close() {
 	}
 }
 
-// serveMetrics serves /metrics, /healthz and /readyz on addr (loopback by default).
-func serveMetrics(ctx context.Context, log *slog.Logger, addr string, ready func() bool) (string, error) {
+// serveMetrics serves /metrics, /healthz and /readyz on addr (loopback by default). /readyz
+// answers 200 once ready says so and while healthy (the bus's NATS connections) has no
+// complaint: it fails within seconds of losing the server and recovers when it is back.
+// /metrics never waits for NATS.
+func serveMetrics(ctx context.Context, log *slog.Logger, addr string, ready func() bool, healthy func() error) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("metrics address %s: %w", addr, err)
@@ -164,7 +194,11 @@ func serveMetrics(ctx context.Context, log *slog.Logger, addr string, ready func
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			http.Error(w, "not ready: starting", http.StatusServiceUnavailable)
+			return
+		}
+		if err := healthy(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")

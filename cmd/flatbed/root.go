@@ -27,6 +27,7 @@ type globals struct {
 	retryBase    time.Duration
 	registryWait time.Duration
 	replicas     int
+	streamMax    int64
 	maxLayer     int64
 	maxLayers    int
 	log          *slog.Logger
@@ -56,6 +57,7 @@ func newRoot() *cobra.Command {
 	f.Int64Var(&g.maxLayer, "max-layer-bytes", layer.DefaultMaxUncompressedBytes, "uncompressed bytes one layer may unpack to (decompression bombs, sparse files)")
 	f.IntVar(&g.maxLayers, "max-layers", resolver.DefaultMaxLayers, "refuse images with more layers than this")
 	f.IntVar(&g.replicas, "stream-replicas", 0, "replicas of the JetStream streams and lease bucket (0: 3 in a cluster, else 1)")
+	f.Int64Var(&g.streamMax, "stream-max-bytes", 0, "limit of the pipeline stream (0: the embedded server's share of the --state-dir file system; with --nats, the stream's limit as it is, 8 GiB for a new one)")
 	f.DurationVar(&g.retryBase, "retry-base", time.Second, "first redelivery delay after a failed step (doubles up to 30s)")
 	f.DurationVar(&g.registryWait, "registry-timeout", registry.DefaultTimeout, "how long a stage may retry an image's registry faults (refused, reset, stalled, busy), from the first, before the image fails")
 	root.AddCommand(newConvert(g), newConvertSingle(g), newServe(g), newCheckImageSyntax(g), newDownloadManifest(g), newDemo(g), newVersion())

@@ -33,7 +33,7 @@ its work.`,
 			}
 			defer p.close()
 			var ready atomic.Bool
-			addr, err := serveMetrics(ctx, g.log, metricsAddr, ready.Load)
+			addr, err := serveMetrics(ctx, g.log, metricsAddr, ready.Load, p.bus.Healthy)
 			if err != nil {
 				return err
 			}
