@@ -45,8 +45,8 @@ func newConvert(g *globals) *cobra.Command {
 Without --nats the whole pipeline runs in this process over an embedded NATS server.
 With --nats the wishes are published to that server, and the services started with
 'flatbed serve' do the work; this command waits for their results.
-Exit status: 0 when every image converted (or its error is in ignoreErrors), 1 otherwise,
-102/103 when the wishlist cannot be read/parsed, 104 when the repository does not exist.`,
+
+` + exitCodesHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			wl, err := loadWishlist(args[0])
@@ -66,7 +66,10 @@ func newConvertSingle(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "convert-single-image IMAGE REPO",
 		Short: "Convert one image into repository REPO",
-		Args:  cobra.ExactArgs(2),
+		Long: `Convert one image into repository REPO, as a wishlist of one image would.
+
+` + exitCodesHelp,
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output == "" {
 				o.skipThin = true

@@ -20,6 +20,7 @@ type globals struct {
 	storeRoot    string
 	stateDir     string
 	natsURL      string
+	natsWait     time.Duration
 	notification string
 	verbose      bool
 	jobs         int
@@ -38,18 +39,23 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "flatbed",
 		Short:         "Publish container images unpacked into a CernVM-FS style store",
-		Long:          "flatbed converts container images into DUCC's unpacked layout (.layers, .flat, public symlinks, thin images)\nwith a pipeline of services (resolver, ingester, flattener, thinpusher, notifier) talking over NATS JetStream.",
+		Long:          "flatbed converts container images into DUCC's unpacked layout (.layers, .flat, public symlinks, thin images)\nwith a pipeline of services (resolver, ingester, flattener, thinpusher, notifier) talking over NATS JetStream.\n\n" + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			g.log = newLogger(g.verbose)
 			slog.SetDefault(g.log)
+			if g.natsURL != "" && connectsToNATS[cmd.Name()] {
+				return waitForNATS(cmd.Context(), g.log, g.natsURL, g.natsWait)
+			}
+			return nil
 		},
 	}
 	f := root.PersistentFlags()
 	f.StringVar(&g.storeRoot, "store-root", defaultStoreRoot(), "directory holding one directory per CVMFS repository (e.g. /cvmfs)")
 	f.StringVar(&g.stateDir, "state-dir", defaultStateDir(), "where the embedded NATS server keeps its JetStream state")
 	f.StringVar(&g.natsURL, "nats", "", "NATS server URL; empty runs an embedded server")
+	f.DurationVar(&g.natsWait, "nats-wait", defaultNATSWait, "how long to wait for the --nats server to answer before giving up")
 	f.StringVarP(&g.notification, "notification-file", "n", "", "append DUCC JSON-lines notifications to this file")
 	f.BoolVarP(&g.verbose, "verbose", "v", false, "debug logging")
 	f.IntVar(&g.jobs, "max-concurrent-downloads", 4, "layers fetched and unpacked at once by each ingester")
@@ -61,8 +67,12 @@ func newRoot() *cobra.Command {
 	f.DurationVar(&g.retryBase, "retry-base", time.Second, "first redelivery delay after a failed step (doubles up to 30s)")
 	f.DurationVar(&g.registryWait, "registry-timeout", registry.DefaultTimeout, "how long a stage may retry an image's registry faults (refused, reset, stalled, busy), from the first, before the image fails")
 	root.AddCommand(newConvert(g), newConvertSingle(g), newServe(g), newCheckImageSyntax(g), newDownloadManifest(g), newDemo(g), newVersion())
+	runtimeFailures(root)
 	return root
 }
+
+// connectsToNATS are the commands that use --nats.
+var connectsToNATS = map[string]bool{"serve": true, "convert": true, "convert-single-image": true, "demo": true}
 
 func newLogger(debug bool) *slog.Logger {
 	level := slog.LevelInfo
