@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"flatbed.dev/events"
 )
 
 // LocksBucket is the JetStream KV bucket holding work leases.
@@ -24,6 +26,8 @@ type Locks struct {
 	kv  jetstream.KeyValue
 	log *slog.Logger
 }
+
+var _ events.LeaseHolder = (*Locks)(nil)
 
 // Locks opens (creating if needed) the lease bucket.
 func (b *Bus) Locks(ctx context.Context) (*Locks, error) {

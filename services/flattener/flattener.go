@@ -109,11 +109,13 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
 	if s.Locks != nil {
-		release, err := s.Locks.Lock(ctx, "flat."+store.Hex(img.ConfigDigest))
+		// The work stops when the lease is lost: another flattener may own the tree then.
+		held, release, err := events.Hold(ctx, s.Locks, "flat."+store.Hex(img.ConfigDigest))
 		if err != nil {
 			return err
 		}
 		defer release()
+		ctx = held
 	}
 	present := st.HasFlat(img.ConfigDigest)
 	again := present && rebuild(final, in.Job)

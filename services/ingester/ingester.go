@@ -128,11 +128,13 @@ func (s *Service) ingest(ctx context.Context, st *store.Store, in events.LayerRe
 	final := st.LayerDir(l.Digest)
 	if s.Locks != nil {
 		// Images share layers: whoever asks second waits for the first and finds it done.
-		release, err := s.Locks.Lock(ctx, "layer."+store.Hex(l.Digest))
+		// The work stops when the lease is lost: another ingester may own the layer then.
+		held, release, err := events.Hold(ctx, s.Locks, "layer."+store.Hex(l.Digest))
 		if err != nil {
 			return nil, err
 		}
 		defer release()
+		ctx = held
 		if st.HasLayer(l.Digest) {
 			return nil, nil
 		}
