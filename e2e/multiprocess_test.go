@@ -351,7 +351,9 @@ func TestServiceStartedLaterPicksUpWork(tt *testing.T) {
 			servers[s] = startServeProcess(t, s, natsURL, store, filepath.Join(tmp, "S_"+s))
 		}
 	}
-	conv := mpStartConvert(t, "convert --nats (waiting)", wishlist, "--nats", natsURL, "--store-root", store, "--state-dir", filepath.Join(tmp, "SC"))
+	// --wait-for-stages: without it convert refuses at once, naming the ingester.
+	conv := mpStartConvert(t, "convert --nats (waiting)", wishlist, "--nats", natsURL, "--store-root", store, "--state-dir", filepath.Join(tmp, "SC"),
+		"--wait-for-stages")
 	time.Sleep(3 * time.Second)
 	if conv.exited() {
 		t.Fatalf("convert finished (%s) although no ingester runs", conv.state())
