@@ -108,6 +108,15 @@ func TestConvertInterrupted(tt *testing.T) {
 		conv := mpStartConvert(t, "convert "+tc.sig.String(), wl, "--nats", natsURL, "--store-root", store,
 			"--state-dir", t.TempDir(), "--wait-for-stages")
 		waitLog(t, conv, `"msg":"converting"`)
+		if tc.sig == syscall.SIGINT {
+			// While it waits it says how far it is, and where the work waits.
+			line := waitLog(t, conv, `"msg":"waiting for results"`)
+			for _, want := range []string{`"done":"0 of 3"`, `resolver 3 queued`, `"no_worker":"resolver"`} {
+				if !strings.Contains(line, want) {
+					t.Errorf("progress line lacks %s: %s", want, line)
+				}
+			}
+		}
 		if err := conv.cmd.Process.Signal(tc.sig); err != nil {
 			t.Fatal(err)
 		}
@@ -240,10 +249,13 @@ func get(t testing.TB, client *http.Client, url string) string {
 	return string(b)
 }
 
-// waitLog waits until the process's stderr holds s.
-func waitLog(t testing.TB, p *childProcess, s string) {
+// waitLog waits until the process's stderr holds s and returns the first line holding it.
+func waitLog(t testing.TB, p *childProcess, s string) string {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(readFile(t, p.stderr), s); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if line := lineFor(readFile(t, p.stderr), "", s); line != "" {
+			return line
+		}
 		if p.exited() || time.Now().After(deadline) {
 			t.Fatalf("%s never logged %s: %s\n%s", p.name, s, p.state(), childLogTail(p.stderr))
 		}
