@@ -12,6 +12,7 @@ type Job struct {
 	ThinImage     string    `json:"thin_image,omitempty"`    // where the thin image goes; "" with SkipThin
 	SkipThin      bool      `json:"skip_thin,omitempty"`     // -i/--skip-thin-image
 	ConvertAgain  bool      `json:"convert_again,omitempty"` // -g/--convert-again: ignore "already converted"
+	SkipPodman    bool      `json:"skip_podman,omitempty"`   // -p/--skip-podman: no podman store entry
 	User          string    `json:"user,omitempty"`          // wishlist "user" (registry login for the thin image)
 	SubmittedAt   time.Time `json:"submitted_at"`
 }

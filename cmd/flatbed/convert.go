@@ -23,6 +23,7 @@ import (
 type convertOpts struct {
 	skipThin      bool
 	convertAgain  bool
+	skipPodman    bool
 	timeout       time.Duration
 	waitForStages bool
 }
@@ -31,6 +32,7 @@ func (o *convertOpts) flags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.BoolVarP(&o.skipThin, "skip-thin-image", "i", false, "do not push thin images")
 	f.BoolVarP(&o.convertAgain, "convert-again", "g", false, "convert images the store already holds")
+	f.BoolVarP(&o.skipPodman, "skip-podman", "p", false, "do not list the images in the podman store (podmanStore/)")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Hour, "give up waiting for results after this long")
 	f.BoolVar(&o.waitForStages, "wait-for-stages", false, "with --nats: submit the wishes even when some stage has no worker yet, and wait for it (default: fail at once, naming the stage)")
 }
@@ -199,7 +201,7 @@ func convert(ctx context.Context, g *globals, o *convertOpts, wl *wishlist.Wishl
 	pending := map[string]string{} // wish id -> image
 	for i, ref := range wl.Refs() {
 		job := events.Job{WishID: uuid.NewString(), CorrelationID: correlation, Image: ref.String(), CvmfsRepo: wl.CvmfsRepo,
-			SkipThin: o.skipThin, ConvertAgain: o.convertAgain, User: wl.User, SubmittedAt: time.Now().UTC()}
+			SkipThin: o.skipThin, ConvertAgain: o.convertAgain, SkipPodman: o.skipPodman, User: wl.User, SubmittedAt: time.Now().UTC()}
 		if !o.skipThin {
 			job.ThinImage = thinNames[i]
 		}

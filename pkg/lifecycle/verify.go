@@ -17,6 +17,10 @@ import (
 // (.metadata/<name>/flatbed.json): the image as wished and what its flat tree holds.
 const RecordFile = "flatbed.json"
 
+// ConfigFile is the raw image config, kept next to the recorded manifest
+// (.metadata/<name>/config.json) by the flattener.
+const ConfigFile = "config.json"
+
 // Record is the content of RecordFile.
 type Record struct {
 	Image string       `json:"image"`          // as wished, with its scheme: what to convert again

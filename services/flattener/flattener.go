@@ -16,6 +16,7 @@ import (
 	"flatbed.dev/events/bus"
 	"flatbed.dev/pkg/flatten"
 	"flatbed.dev/pkg/layer"
+	"flatbed.dev/pkg/podman"
 	"flatbed.dev/pkg/singularity"
 	"flatbed.dev/pkg/store"
 )
@@ -134,6 +135,16 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 	}
 	if err := record(st, img.Name, in.Job.Image, final, !present); err != nil {
 		return err
+	}
+	if err := recordConfig(st, img.Name, desc.RawConfig); err != nil {
+		return err
+	}
+	if !in.Job.SkipPodman {
+		flatRel, _ := filepath.Rel(st.Root, final)
+		if err := podman.Add(st.Root, podman.Image{Name: img.Name, ConfigDigest: img.ConfigDigest, ManifestDigest: img.Digest,
+			Manifest: desc.Manifest, Config: desc.RawConfig, FlatDir: filepath.ToSlash(flatRel)}); err != nil {
+			return err
+		}
 	}
 	// The stored manifest comes last: its presence is what "already converted" means.
 	if _, err := store.WriteFileAtomic(st.ManifestPath(img.Name), desc.Manifest, 0o644); err != nil {

@@ -35,3 +35,10 @@ func record(st *store.Store, name, wished, flat string, built bool) error {
 	_, err = store.WriteFileAtomic(filepath.Join(st.MetadataDir(name), lifecycle.RecordFile), b, 0o644)
 	return err
 }
+
+// recordConfig keeps the raw image config next to the recorded manifest, for what reads the
+// store without a registry (create-podman-store).
+func recordConfig(st *store.Store, name string, config []byte) error {
+	_, err := store.WriteFileAtomic(filepath.Join(st.MetadataDir(name), lifecycle.ConfigFile), config, 0o644)
+	return err
+}

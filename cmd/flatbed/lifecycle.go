@@ -1,0 +1,237 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"flatbed.dev/pkg/imageref"
+	"flatbed.dev/pkg/lifecycle"
+	"flatbed.dev/pkg/store"
+	"flatbed.dev/pkg/wishlist"
+)
+
+// openRepo opens repository repo under --store-root, which must exist.
+func openRepo(g *globals, repo string) (*store.Store, error) {
+	if err := wishlist.CheckRepo(repo); err != nil {
+		return nil, &exitError{exitParseWishlist, fmt.Errorf("REPO argument: %w", err)}
+	}
+	st, err := store.Open(g.storeRoot, repo)
+	if err != nil {
+		return nil, &exitError{exitParseWishlist, err}
+	}
+	if fi, err := os.Stat(st.Root); err != nil || !fi.IsDir() {
+		return nil, &exitError{exitNoRepository, fmt.Errorf("repository %s does not exist under --store-root %s", repo, g.storeRoot)}
+	}
+	return st, nil
+}
+
+// storeName turns an image argument into its name in the store (registry/repository:tag).
+func storeName(arg string) (string, error) {
+	ref, err := imageref.Parse(arg)
+	if err != nil {
+		return "", &exitError{exitParseWishlist, fmt.Errorf("IMAGE argument: %w", err)}
+	}
+	return ref.Name(), nil
+}
+
+func newDeleteImage(g *globals) *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "delete-image REPO IMAGE",
+		Short: "Take an image out of a repository: its public path, recorded manifest and podman entry",
+		Long: `Take an image out of repository REPO: its public path, its recorded manifest and its
+podman store entry. Its layers and flat tree stay until garbage-collection finds that no
+other image uses them. IMAGE is written as in a wishlist (the scheme is ignored).`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := openRepo(g, args[0])
+			if err != nil {
+				return err
+			}
+			name, err := storeName(args[1])
+			if err != nil {
+				return err
+			}
+			removed, err := lifecycle.Delete(st, name, dryRun)
+			if err != nil {
+				return err
+			}
+			verb := "removed"
+			if dryRun {
+				verb = "would remove"
+			}
+			for _, r := range removed {
+				fmt.Printf("%s %s\n", verb, r)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be removed, remove nothing")
+	return cmd
+}
+
+func newGarbageCollection(g *globals) *cobra.Command {
+	var dryRun bool
+	var graceDays int
+	var minAge time.Duration
+	cmd := &cobra.Command{
+		Use:     "garbage-collection REPO",
+		Aliases: []string{"gc"},
+		Short:   "Remove the layers and flat trees no recorded image uses any more",
+		Long: `Remove from repository REPO the layers and flat trees that no recorded image uses any more
+(after delete-image, or a tag that moved), once they are older than the grace period, and
+podman store entries left without a name.
+
+Safe while conversions run: nothing younger than --min-age (default 1h) is removed, since a
+conversion in flight has layers no recorded image names yet; with --nats, each removal also
+holds the lease a conversion takes for that layer or flat tree, and looks again under it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := openRepo(g, args[0])
+			if err != nil {
+				return err
+			}
+			if graceDays < 0 {
+				return fmt.Errorf("--grace-period %d: want 0 days or more", graceDays)
+			}
+			o := lifecycle.CollectOptions{Grace: time.Duration(graceDays) * 24 * time.Hour, MinAge: minAge, DryRun: dryRun}
+			if g.natsURL != "" && !dryRun {
+				p, err := startPipeline(cmd.Context(), g, nil, "")
+				if err != nil {
+					return err
+				}
+				defer p.close()
+				locks, err := p.bus.Locks(cmd.Context())
+				if err != nil {
+					return err
+				}
+				o.Locks = locks
+			}
+			c, err := lifecycle.Collect(cmd.Context(), st, o)
+			if err != nil {
+				return err
+			}
+			verb := "removed"
+			if dryRun {
+				verb = "would remove"
+			}
+			for _, r := range c.Removed {
+				fmt.Printf("%s %s\n", verb, r)
+			}
+			kept := make([]string, 0, len(c.Kept))
+			for p := range c.Kept {
+				kept = append(kept, p)
+			}
+			slices.Sort(kept)
+			for _, p := range kept {
+				fmt.Printf("kept %s: %s\n", p, c.Kept[p])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be removed, remove nothing")
+	cmd.Flags().IntVar(&graceDays, "grace-period", 0, "keep unused paths changed within this many days (DUCC's unit; 0: none)")
+	cmd.Flags().DurationVar(&minAge, "min-age", lifecycle.DefaultMinAge, "never remove anything younger (protects conversions in flight; negative: no minimum)")
+	return cmd
+}
+
+func newVerify(g *globals) *cobra.Command {
+	var repair bool
+	o := &convertOpts{skipThin: true, timeout: 2 * time.Hour}
+	cmd := &cobra.Command{
+		Use:   "verify REPO [IMAGE...]",
+		Short: "Check a repository against what it records; --repair converts the damaged images again",
+		Long: `Check repository REPO (or only the named images) against what it records: every public path
+links to its flat tree, every flat tree and layer is there and holds what it held when it was
+published (files, sizes, directories, symlinks), no temporary is left behind.
+
+With --repair, what is damaged is removed (a damaged layer takes the flat trees built from it
+along, since their files are the layer's) and the images concerned are converted again, as
+they were wished. Exit status: 0 when the repository is sound (or repaired), 1 otherwise.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := openRepo(g, args[0])
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, a := range args[1:] {
+				n, err := storeName(a)
+				if err != nil {
+					return err
+				}
+				names = append(names, n)
+			}
+			problems, err := lifecycle.Verify(st, names...)
+			if err != nil {
+				return err
+			}
+			for _, p := range problems {
+				fmt.Println(p)
+			}
+			if len(problems) == 0 {
+				fmt.Printf("%s: sound\n", st.Root)
+				return nil
+			}
+			if !repair {
+				return &exitError{exitSomeFailed, fmt.Errorf("%d problem(s) in %s: run verify --repair to convert the damaged images again", len(problems), st.Root)}
+			}
+			again, err := lifecycle.Repair(st, problems)
+			if err != nil {
+				return err
+			}
+			if len(again) == 0 {
+				return nil
+			}
+			var b strings.Builder
+			fmt.Fprintf(&b, "version: 1\nuser: ''\ncvmfs_repo: %q\ninput:\n", args[0])
+			for _, img := range again {
+				fmt.Fprintf(&b, "  - %q\n", img)
+			}
+			wl, err := wishlist.Parse([]byte(b.String()), "verify --repair")
+			if err != nil {
+				return err
+			}
+			return convert(cmd.Context(), g, o, wl)
+		},
+	}
+	cmd.Flags().BoolVar(&repair, "repair", false, "remove what is damaged and convert the images concerned again")
+	return cmd
+}
+
+func newCreatePodmanStore(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "create-podman-store REPO",
+		Short: "List every image of a repository in its podman store (podmanStore/)",
+		Long: `List every image recorded in repository REPO in its podman additional image store,
+REPO/podmanStore: configure podman with additionalimagestores = ["<store-root>/REPO/podmanStore"]
+in storage.conf. Conversions keep it up to date (unless -p); this rebuilds it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := openRepo(g, args[0])
+			if err != nil {
+				return err
+			}
+			added, skipped, err := lifecycle.PodmanStore(st)
+			for _, n := range added {
+				fmt.Printf("listed %s\n", n)
+			}
+			for n, why := range skipped {
+				fmt.Printf("skipped %s: %s\n", n, why)
+			}
+			if err != nil {
+				return err
+			}
+			if len(skipped) > 0 {
+				return &exitError{exitSomeFailed, errors.New("some images could not be listed")}
+			}
+			return nil
+		},
+	}
+}
