@@ -1,0 +1,211 @@
+package cvmfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Locker hands out leases that exclude other processes and nodes (the bus's leases satisfy
+// it). A repository takes one transaction at a time, whoever opens it.
+type Locker interface {
+	Lock(ctx context.Context, key string) (release func(), err error)
+}
+
+// Publisher publishes into one repository with cvmfs_server.
+type Publisher struct {
+	Repo string // the repository, e.g. unpacked.cern.ch
+	// Bin is the cvmfs_server command ("" = $FLATBED_CVMFS_SERVER, else "cvmfs_server").
+	Bin string
+	// Root is where the repository is mounted ("" = /cvmfs/<Repo>).
+	Root string
+	// Locks, when set, gives one transaction per repository across every process sharing
+	// the bus; without it an flock in the temporary directory does so for this machine.
+	Locks Locker
+	Log   *slog.Logger
+}
+
+// Mountpoint is where the repository's files are, writable inside a transaction.
+func (p *Publisher) Mountpoint() string {
+	if p.Root != "" {
+		return p.Root
+	}
+	return filepath.Join("/cvmfs", p.Repo)
+}
+
+// Transaction opens a transaction, runs fn with the repository's root, and publishes; when
+// fn fails, or ctx ends (a SIGTERM, a lost lease) before it is published, the transaction
+// is aborted (abort -f) and nothing is published.
+func (p *Publisher) Transaction(ctx context.Context, fn func(root string) error) (err error) {
+	release, err := p.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := p.run(ctx, nil, "transaction", p.Repo); err != nil {
+		p.abort()
+		return fmt.Errorf("opening a transaction on %s: %w", p.Repo, err)
+	}
+	if err := fn(p.Mountpoint()); err != nil {
+		p.abort()
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		p.abort()
+		return fmt.Errorf("transaction on %s aborted: %w", p.Repo, err)
+	}
+	if err := p.run(context.WithoutCancel(ctx), nil, "publish", p.Repo); err != nil {
+		p.abort()
+		return fmt.Errorf("publishing %s: %w", p.Repo, err)
+	}
+	return nil
+}
+
+// Ingest streams a tar into the repository under base (relative to its root), as one
+// publish: cvmfs_server ingest [--catalog] -t - -b BASE REPO. With catalog, BASE gets a
+// nested catalog of its own (SPEC: each layerfs).
+func (p *Publisher) Ingest(ctx context.Context, base string, tar io.Reader, catalog bool) error {
+	if err := checkRel(base); err != nil {
+		return err
+	}
+	release, err := p.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	args := []string{"ingest"}
+	if catalog {
+		args = append(args, "--catalog")
+	}
+	args = append(args, "-t", "-", "-b", base, p.Repo)
+	if err := p.run(ctx, tar, args...); err != nil {
+		return fmt.Errorf("ingesting %s into %s: %w", base, p.Repo, err)
+	}
+	return nil
+}
+
+// DeleteBatch is how many paths one ingest --delete takes (DUCC's batches).
+const DeleteBatch = 50
+
+// Delete removes paths (relative to the repository root) with ingest --delete, in batches.
+func (p *Publisher) Delete(ctx context.Context, paths ...string) error {
+	for _, path := range paths {
+		if err := checkRel(path); err != nil {
+			return err
+		}
+	}
+	release, err := p.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	for len(paths) > 0 {
+		n := min(len(paths), DeleteBatch)
+		args := []string{"ingest"}
+		for _, path := range paths[:n] {
+			args = append(args, "--delete", path)
+		}
+		args = append(args, p.Repo)
+		if err := p.run(ctx, nil, args...); err != nil {
+			return fmt.Errorf("deleting from %s: %w", p.Repo, err)
+		}
+		paths = paths[n:]
+	}
+	return nil
+}
+
+// Catalogs are the directories of a repository that get a nested catalog (.cvmfscatalog),
+// as DUCC makes them: .layers, each .layers/xx, .flat, each .flat/xx, and each layerfs and
+// flat tree (the callers add those).
+var Catalogs = []string{".layers", ".flat"}
+
+// MarkCatalog makes dir (inside a transaction) the root of a nested catalog.
+func MarkCatalog(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".cvmfscatalog"), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func (p *Publisher) abort() {
+	if err := p.run(context.Background(), nil, "abort", "-f", p.Repo); err != nil {
+		p.log().Error("aborting the transaction failed: check the repository with cvmfs_server", "repo", p.Repo, "err", err)
+	}
+}
+
+// run runs cvmfs_server with args, stdin from in; its output goes to the log.
+func (p *Publisher) run(ctx context.Context, in io.Reader, args ...string) error {
+	bin := p.Bin
+	if bin == "" {
+		bin = os.Getenv("FLATBED_CVMFS_SERVER")
+	}
+	if bin == "" {
+		bin = "cvmfs_server"
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdin = in
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	p.log().Debug("running", "command", bin+" "+strings.Join(args, " "))
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(out.String())
+		if len(msg) > 2000 {
+			msg = msg[len(msg)-2000:]
+		}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return fmt.Errorf("%s %s exited with %d: %s", bin, strings.Join(args, " "), ee.ExitCode(), msg)
+		}
+		return fmt.Errorf("running %s: %w", bin, err)
+	}
+	return nil
+}
+
+// lock takes the repository's lease, or a machine-wide flock without a Locker.
+func (p *Publisher) lock(ctx context.Context) (func(), error) {
+	if p.Locks != nil {
+		return p.Locks.Lock(ctx, "cvmfs."+p.Repo)
+	}
+	path := filepath.Join(os.TempDir(), "flatbed-cvmfs-"+strings.ReplaceAll(p.Repo, "/", "_")+".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+func (p *Publisher) log() *slog.Logger {
+	if p.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Log
+}
+
+func checkRel(path string) error {
+	if path == "" || strings.HasPrefix(path, "/") {
+		return fmt.Errorf("%q is not a path relative to the repository", path)
+	}
+	for _, c := range strings.Split(path, "/") {
+		if c == "" || c == "." || c == ".." {
+			return fmt.Errorf("%q has an empty, '.' or '..' component", path)
+		}
+	}
+	return nil
+}
