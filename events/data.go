@@ -15,6 +15,15 @@ type Job struct {
 	SkipPodman    bool      `json:"skip_podman,omitempty"`   // -p/--skip-podman: no podman store entry
 	User          string    `json:"user,omitempty"`          // wishlist "user" (registry login for the thin image)
 	SubmittedAt   time.Time `json:"submitted_at"`
+
+	// Outputs names what the wish asks for (OutputUnpacked, OutputThin, OutputRelocated);
+	// empty asks for the unpacked store and the thin image, as every wish did before outputs.
+	Outputs []string `json:"outputs,omitempty"`
+	// RelocatePrefix is the repository prefix the relocated output goes under,
+	// "[http://]registry[:port][/path]"; RelocateNoFlatten keeps the original hierarchy below
+	// it instead of duffle's flat name.
+	RelocatePrefix    string `json:"relocate_prefix,omitempty"`
+	RelocateNoFlatten bool   `json:"relocate_no_flatten,omitempty"`
 }
 
 // Layer is one layer of a resolved image.
@@ -104,6 +113,15 @@ type ThinPushed struct {
 	Seconds    float64 `json:"seconds"`
 }
 
+// ImageRelocated says the image, as wished, was copied under the wish's relocation prefix
+// with every digest kept.
+type ImageRelocated struct {
+	Job     Job     `json:"job"`
+	Image   Image   `json:"image"`
+	Target  string  `json:"target"` // registry/repository[:tag]@digest, the digest the source has
+	Seconds float64 `json:"seconds"`
+}
+
 // ImageFailed is a stage giving up on an image; the notifier turns it into ConversionFailed.
 type ImageFailed struct {
 	Job   Job    `json:"job"`
@@ -123,7 +141,8 @@ type ConversionCompleted struct {
 	ThinImage        string  `json:"thin_image,omitempty"`
 	ThinDigest       string  `json:"thin_digest,omitempty"`
 	AlreadyConverted bool    `json:"already_converted"`
-	Seconds          float64 `json:"seconds"` // since the wish was submitted
+	Seconds          float64 `json:"seconds"`             // since the wish was submitted
+	Relocated        string  `json:"relocated,omitempty"` // the relocated output, registry/repository[:tag]@digest
 }
 
 // ConversionFailed is the end of a wish that did not convert.

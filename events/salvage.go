@@ -42,6 +42,10 @@ func Salvage(data []byte, wishID, correlationID, subject string) (job Job, img *
 		job.CvmfsRepo = j.CvmfsRepo
 	}
 	job.SubmittedAt = j.SubmittedAt
+	if j.checkOutputs() == nil {
+		// The notifier ends the wish by the outputs it asked for.
+		job.Outputs, job.RelocatePrefix, job.RelocateNoFlatten = j.Outputs, j.RelocatePrefix, j.RelocateNoFlatten
+	}
 	var i Image
 	if json.Unmarshal(loose.Image, &i) == nil && i.Validate() == nil {
 		img = &i

@@ -22,6 +22,7 @@ const (
 	LayerIngestedType       = "layer.ingested"
 	ImageFlattenedType      = "image.flattened"
 	ThinPushedType          = "thin.pushed"
+	ImageRelocatedType      = "image.relocated"
 	ImageFailedType         = "image.failed"
 	ConversionCompletedType = "conversion.completed"
 	ConversionFailedType    = "conversion.failed"
@@ -36,6 +37,7 @@ func Types() map[string]any {
 		LayerIngestedType:       &LayerIngested{},
 		ImageFlattenedType:      &ImageFlattened{},
 		ThinPushedType:          &ThinPushed{},
+		ImageRelocatedType:      &ImageRelocated{},
 		ImageFailedType:         &ImageFailed{},
 		ConversionCompletedType: &ConversionCompleted{},
 		ConversionFailedType:    &ConversionFailed{},

@@ -61,8 +61,14 @@ func (j Job) Validate() error {
 	if err := checkImageText("job.image", j.Image, true); err != nil {
 		return err
 	}
-	if err := CheckRepo(j.CvmfsRepo); err != nil {
-		return fmt.Errorf("job.cvmfs_repo: %w", err)
+	if err := j.checkOutputs(); err != nil {
+		return err
+	}
+	// Only the unpacked output writes into the store; a relocation needs no repository.
+	if j.Wants(OutputUnpacked) || j.CvmfsRepo != "" {
+		if err := CheckRepo(j.CvmfsRepo); err != nil {
+			return fmt.Errorf("job.cvmfs_repo: %w", err)
+		}
 	}
 	if err := checkImageText("job.thin_image", j.ThinImage, false); err != nil {
 		return err
@@ -96,6 +102,9 @@ func (j Job) failureJob() error {
 		}
 	}
 	if err := checkImageText("job.thin_image", j.ThinImage, false); err != nil {
+		return err
+	}
+	if err := j.checkOutputs(); err != nil {
 		return err
 	}
 	return checkText("job.user", j.User, 256)
@@ -210,6 +219,12 @@ func (e *ThinPushed) Validate() error {
 		func() error { return checkNonNegative("seconds", e.Seconds) })
 }
 
+func (e *ImageRelocated) Validate() error {
+	return all(e.Job.Validate, e.Image.Validate,
+		func() error { return checkPinned("target", e.Target, true) },
+		func() error { return checkNonNegative("seconds", e.Seconds) })
+}
+
 func (e *ImageFailed) Validate() error {
 	return all(e.Job.failureJob,
 		func() error {
@@ -229,7 +244,8 @@ func (e *ConversionCompleted) Validate() error {
 		func() error { return checkRel("flat_path", e.FlatPath) },
 		func() error { return checkRel("public_path", e.PublicPath) },
 		func() error { return checkImageText("thin_image", e.ThinImage, false) },
-		func() error { return checkOptionalDigest("thin_digest", e.ThinDigest) })
+		func() error { return checkOptionalDigest("thin_digest", e.ThinDigest) },
+		func() error { return checkPinned("relocated", e.Relocated, false) })
 }
 
 func (e *ConversionFailed) Validate() error {
@@ -314,6 +330,18 @@ func checkImageText(field, s string, required bool) error {
 		}
 	}
 	return nil
+}
+
+// checkPinned checks an image name that ends with its digest, "…@sha256:<hex>".
+func checkPinned(field, s string, required bool) error {
+	if err := checkImageText(field, s, required); err != nil || s == "" {
+		return err
+	}
+	at := strings.LastIndexByte(s, '@')
+	if at < 1 {
+		return fmt.Errorf("%s %q does not end with @digest", field, clip(s))
+	}
+	return checkDigest(field+" digest", s[at+1:])
 }
 
 // checkText checks free text: bounded, valid UTF-8 without control characters but newlines

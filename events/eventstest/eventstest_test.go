@@ -3,6 +3,7 @@ package eventstest_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -48,7 +49,7 @@ func TestBus(t *testing.T) {
 		t.Errorf("Envelopes = %v, want the three published", envs)
 	}
 	got := eventstest.Decode[events.WishSubmitted](t, b.OfType(events.WishSubmittedType)[0])
-	if got.Job != job {
+	if !reflect.DeepEqual(got.Job, job) {
 		t.Errorf("decoded job %+v, want %+v", got.Job, job)
 	}
 	b.Reset()
@@ -87,7 +88,7 @@ func TestDelivery(t *testing.T) {
 	if err := d.Decode(&data); err != nil {
 		t.Fatal(err)
 	}
-	if data.Job != job {
+	if !reflect.DeepEqual(data.Job, job) {
 		t.Errorf("decoded job %+v, want %+v", data.Job, job)
 	}
 }

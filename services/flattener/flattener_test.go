@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -153,7 +154,7 @@ func TestFlatten(t *testing.T) {
 			if out.FlatPath != wantFlat || out.PublicPath != tt.name || out.AlreadyPresent {
 				t.Errorf("ImageFlattened = flat %q public %q present %v; want %q %q false", out.FlatPath, out.PublicPath, out.AlreadyPresent, wantFlat, tt.name)
 			}
-			if out.Job != x.job || out.Image != x.img {
+			if !reflect.DeepEqual(out.Job, x.job) || out.Image != x.img {
 				t.Errorf("ImageFlattened job/image not passed on: %+v", out.Job)
 			}
 			flat := filepath.Join(x.st.Root, wantFlat)

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -194,7 +195,7 @@ func TestIngestLayer(t *testing.T) {
 			if out.Layer != l {
 				t.Errorf("Layer = %+v, want %+v", out.Layer, l)
 			}
-			if out.Index != tc.index || out.Image.ConfigDigest != in.Image.ConfigDigest || out.Job != job {
+			if out.Index != tc.index || out.Image.ConfigDigest != in.Image.ConfigDigest || !reflect.DeepEqual(out.Job, job) {
 				t.Errorf("LayerIngested = index %d config %s job %+v; want %d %s %+v", out.Index, out.Image.ConfigDigest, out.Job, tc.index, in.Image.ConfigDigest, job)
 			}
 			noTemporaries(t, st)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -91,7 +92,7 @@ func TestCompleted(t *testing.T) {
 				t.Errorf("Job.SubmittedAt = %v, want %v", got.Job.SubmittedAt, job.SubmittedAt)
 			}
 			got.Job.SubmittedAt = job.SubmittedAt
-			if got.Job != job {
+			if !reflect.DeepEqual(got.Job, job) {
 				t.Errorf("Job = %+v, want %+v", got.Job, job)
 			}
 			if got.Image != tt.want.Image {

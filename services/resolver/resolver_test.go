@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -85,7 +86,7 @@ func checkResolved(t *testing.T, s *Service, b *eventstest.Bus, job events.Job, 
 	if r.AlreadyConverted {
 		t.Error("AlreadyConverted = true for an empty store")
 	}
-	if r.Job != job {
+	if !reflect.DeepEqual(r.Job, job) {
 		t.Errorf("Job = %+v, want %+v", r.Job, job)
 	}
 	for _, c := range []struct{ what, got, want string }{
@@ -138,7 +139,7 @@ func checkResolved(t *testing.T, s *Service, b *eventstest.Bus, job events.Job, 
 		if lr.Image != img || lr.Layer != want.Layers[i] {
 			t.Errorf("request %d: image %+v layer %+v, want %+v %+v", i, lr.Image, lr.Layer, img, want.Layers[i])
 		}
-		if lr.Job != job {
+		if !reflect.DeepEqual(lr.Job, job) {
 			t.Errorf("request %d: Job = %+v, want %+v", i, lr.Job, job)
 		}
 		if err := lr.Validate(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -96,7 +97,7 @@ func TestSkipped(t *testing.T) {
 			if !out.Skipped || out.ThinDigest != "" {
 				t.Errorf("ThinPushed = skipped %v digest %q, want true and none", out.Skipped, out.ThinDigest)
 			}
-			if out.FlatPath != in.FlatPath || out.PublicPath != in.PublicPath || out.Job != job {
+			if out.FlatPath != in.FlatPath || out.PublicPath != in.PublicPath || !reflect.DeepEqual(out.Job, job) {
 				t.Errorf("ThinPushed did not pass on the paths and the job: %+v", out)
 			}
 			if got := c.n.Load(); got != 0 {
