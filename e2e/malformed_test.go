@@ -87,7 +87,7 @@ func malformedCases() []malformedCase {
 		named("output_format unclosed", convertWL("version: 1\ncvmfs_repo: r.cern.ch\noutput_format: 'r.example.org/thin/$(image'\ninput: ['r.example.org/a:1']\n", 103,
 			"wishlist.yaml:3: output_format", "is not closed", "write $(name)")),
 		named("output_format not an image", convertWL("version: 1\ncvmfs_repo: r.cern.ch\noutput_format: '$(tag)'\ninput: ['r.example.org/a:1']\n", 103,
-			"wishlist.yaml:3: output_format", `gives "1.0", which is not an image`)),
+			"wishlist.yaml:3: output_format", `for the image https://r.example.org/a:1 it gives "1", which is not an image`)),
 		named("default output_format for a digest-only input", convertWL(input("'r.example.org/a@"+hexDigest+"'"), 103,
 			"wishlist.yaml:4: input[0]", `the default output_format "$(scheme)://$(registry)/$(repository)_thin:$(tag)"`, "not an image",
 			"give the image a tag", "--skip-thin-image")),

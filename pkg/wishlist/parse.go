@@ -25,6 +25,7 @@ func Parse(data []byte, source string) (*Wishlist, error) {
 	}
 	w := &Wishlist{Path: source}
 	seen := map[string]int{}
+	var format *yaml.Node
 	for i := 0; i+1 < len(doc.Content); i += 2 {
 		k, v := doc.Content[i], doc.Content[i+1]
 		if line, dup := seen[k.Value]; dup {
@@ -41,7 +42,7 @@ func Parse(data []byte, source string) (*Wishlist, error) {
 			w.CvmfsRepo = p.repo(v)
 		case "output_format":
 			w.OutputFormat = p.format(v)
-			w.formatLine = v.Line
+			w.formatLine, format = v.Line, v
 		case "input":
 			w.Input, w.refs, w.inputLines = p.inputs(v)
 		case "ignoreErrors":
@@ -58,6 +59,9 @@ func Parse(data []byte, source string) (*Wishlist, error) {
 	}
 	if _, ok := seen["input"]; !ok {
 		p.add(doc, "input", "missing; add the list of images to convert, e.g. `input: ['https://registry.hub.docker.com/library/ubuntu:22.04']`")
+	}
+	if format != nil {
+		p.formatFits(format, w)
 	}
 	if err := p.err(); err != nil {
 		return nil, err
@@ -128,14 +132,31 @@ func (p *parser) format(v *yaml.Node) string {
 	}
 	if err := imageref.CheckFormat(s); err != nil {
 		p.add(v, "output_format", "%v", err)
-		return s
-	}
-	sample := imageref.Ref{Scheme: "https", Registry: "registry.example.org", Repository: "library/sample", Tag: "1.0"}
-	out, _ := sample.Expand(s)
-	if _, err := imageref.Parse(out); err != nil {
-		p.add(v, "output_format", "for the image %s it gives %q, which is not an image: %v", sample, out, err)
 	}
 	return s
+}
+
+// formatFits refuses an output_format that gives no input a thin-image name: it is the
+// format that is wrong. The images it fits only some of are named by Outputs, when thin
+// images are wanted. The inputs themselves are the test (a sample image would have no
+// digest, and so would refuse $(digest) whatever the inputs).
+func (p *parser) formatFits(v *yaml.Node, w *Wishlist) {
+	if w.OutputFormat == "" || len(w.refs) == 0 || imageref.CheckFormat(w.OutputFormat) != nil {
+		return
+	}
+	var first error
+	for _, r := range w.refs {
+		out, err := r.Expand(w.OutputFormat)
+		if err == nil {
+			if _, err = imageref.Parse(out); err == nil {
+				return
+			}
+		}
+		if first == nil {
+			first = fmt.Errorf("for the image %s it gives %q, which is not an image: %w", r, out, err)
+		}
+	}
+	p.add(v, "output_format", "%v", first)
 }
 
 const exampleImage = "'https://registry.hub.docker.com/library/ubuntu:22.04'"

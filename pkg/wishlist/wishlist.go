@@ -67,14 +67,25 @@ func (w *Wishlist) Output(in imageref.Ref) (string, error) {
 // ErrParse and names, for each input whose name cannot be made, its line and
 // how to fix it.
 func (w *Wishlist) Outputs() ([]string, error) {
+	return w.OutputsOf(w.Images())
+}
+
+// OutputsOf returns the thin-image name of each of imgs (see Expand), in order, like Outputs;
+// an image a wildcard gave is named in an error with its tag and the input's line.
+func (w *Wishlist) OutputsOf(imgs []Image) ([]string, error) {
 	p := &parser{source: w.Path}
 	var outs []string
-	for i, r := range w.refs {
+	for _, img := range imgs {
+		r, i := img.Ref, img.Input
 		out, err := w.Output(r)
 		if err != nil {
 			line := 0
 			if i < len(w.inputLines) {
 				line = w.inputLines[i]
+			}
+			field := fmt.Sprintf("input[%d]", i)
+			if i < len(w.refs) && w.refs[i].Wildcard() && !r.Wildcard() {
+				field += fmt.Sprintf(" (its tag %s)", r.Tag)
 			}
 			fix := "fix output_format"
 			if w.formatLine > 0 {
@@ -85,8 +96,8 @@ func (w *Wishlist) Outputs() ([]string, error) {
 			if r.Tag == "" {
 				fix += ", give the image a tag"
 			}
-			p.problems = append(p.problems, fmt.Sprintf("%s:%d: input[%d]: %v; %s, or skip thin images with -i/--skip-thin-image",
-				w.Path, line, i, err, fix))
+			p.problems = append(p.problems, fmt.Sprintf("%s:%d: %s: %v; %s, or skip thin images with -i/--skip-thin-image",
+				w.Path, line, field, err, fix))
 			continue
 		}
 		outs = append(outs, out)
