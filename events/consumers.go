@@ -9,6 +9,6 @@ func Consumers() map[string][]string {
 		"ingester":   {LayerRequestedType},
 		"flattener":  {LayerIngestedType},
 		"thinpusher": {ImageFlattenedType},
-		"notifier":   {ImageResolvedType, LayerIngestedType, ImageFlattenedType, ThinPushedType, ImageFailedType},
+		"notifier":   {ImageResolvedType, LayerIngestedType, ImageFlattenedType, ThinPushedType, ImageRelocatedType, ImageFailedType},
 	}
 }

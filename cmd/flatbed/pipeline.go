@@ -149,7 +149,11 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 	case thinpusher.Name:
 		return (&thinpusher.Service{Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts, Descriptions: descs}).Register(ctx, b)
 	case notifier.Name:
-		s := &notifier.Service{StoreRoot: g.storeRoot, Bus: b, Log: log}
+		endings, err := b.Wishes(ctx)
+		if err != nil {
+			return err
+		}
+		s := &notifier.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Endings: endings}
 		if g.notification != "" {
 			f, err := notification.Open(g.notification)
 			if err != nil {

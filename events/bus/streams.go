@@ -85,6 +85,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	}); err != nil {
 		return fmt.Errorf("creating the %s object store: %w", DescriptionsBucket, err)
 	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, wishesConfig(replicas)); err != nil {
+		return fmt.Errorf("creating the %s bucket: %w", WishesBucket, err)
+	}
 	return nil
 }
 

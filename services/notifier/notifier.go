@@ -29,6 +29,9 @@ type Service struct {
 	Bus       events.Publisher
 	Log       *slog.Logger
 	Lines     Lines
+	// Endings joins the outputs of a wish that asked for several (required for those): a
+	// wish ends when every output it asked for has.
+	Endings events.Endings
 }
 
 // Register adds the notifier's consumer to b.
@@ -51,7 +54,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 			return nil
 		}
 		s.Log.Info("already converted", "wish", in.Job.WishID, "image", in.Job.Image)
-		return s.completed(ctx, in.Job, events.ConversionCompleted{Image: in.Image, FlatPath: flatRel(in.Image.ConfigDigest),
+		return s.ended(ctx, in.Job, events.OutputUnpacked, events.ConversionCompleted{Image: in.Image, FlatPath: flatRel(in.Image.ConfigDigest),
 			PublicPath: in.Image.Name, AlreadyConverted: true})
 	case events.LayerIngestedType:
 		var in events.LayerIngested
@@ -87,8 +90,14 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		if err := d.Decode(&in); err != nil {
 			return err
 		}
-		return s.completed(ctx, in.Job, events.ConversionCompleted{Image: in.Image, FlatPath: in.FlatPath, PublicPath: in.PublicPath,
+		return s.ended(ctx, in.Job, events.OutputUnpacked, events.ConversionCompleted{Image: in.Image, FlatPath: in.FlatPath, PublicPath: in.PublicPath,
 			ThinImage: in.ThinImage, ThinDigest: in.ThinDigest})
+	case events.ImageRelocatedType:
+		var in events.ImageRelocated
+		if err := d.Decode(&in); err != nil {
+			return err
+		}
+		return s.ended(ctx, in.Job, events.OutputRelocated, events.ConversionCompleted{Image: in.Image, Relocated: in.Target})
 	case events.ImageFailedType:
 		var in events.ImageFailed
 		if err := d.Decode(&in); err != nil {
@@ -101,23 +110,42 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 
 func (s *Service) completed(ctx context.Context, job events.Job, c events.ConversionCompleted) error {
 	c.Job = job
-	c.Repository = filepath.Join(s.StoreRoot, filepath.Clean("/"+job.CvmfsRepo)) // validated; cleaned all the same
+	if job.Wants(events.OutputUnpacked) {
+		c.Repository = filepath.Join(s.StoreRoot, filepath.Clean("/"+job.CvmfsRepo)) // validated; cleaned all the same
+	}
 	c.Seconds = since(job.SubmittedAt)
 	env, err := events.New(events.ConversionCompletedType, source, events.ID(events.ConversionCompletedType, job.WishID), job, job.Image, c)
 	if err != nil {
 		return err
 	}
-	s.Log.Info("conversion completed", "wish", job.WishID, "image", job.Image, "public_path", c.PublicPath, "already_converted", c.AlreadyConverted)
+	s.Log.Info("conversion completed", "wish", job.WishID, "image", job.Image, "public_path", c.PublicPath, "already_converted", c.AlreadyConverted,
+		"relocated", c.Relocated)
 	return s.Bus.Publish(ctx, env)
 }
 
 func (s *Service) failed(ctx context.Context, in events.ImageFailed) error {
 	job := in.Job
 	f := events.ConversionFailed{Job: job, Stage: in.Stage, Layer: in.Layer, Error: in.Error, Seconds: since(job.SubmittedAt)}
-	// DUCC reports a failure on the end line of the step that failed, paired with its start
-	// line; a wish that failed before its image was resolved is named as it was wished.
+	// DUCC's lines speak of the store's conversion: a wish that did not ask for it has none.
+	if job.Wants(events.OutputUnpacked) {
+		if err := s.failureLines(ctx, in, f.Seconds); err != nil {
+			return err
+		}
+	}
+	env, err := events.New(events.ConversionFailedType, source, events.ID(events.ConversionFailedType, job.WishID), job, job.Image, f)
+	if err != nil {
+		return err
+	}
+	s.Log.Error("conversion failed", "wish", job.WishID, "image", job.Image, "stage", in.Stage, "err", in.Error)
+	return s.Bus.Publish(ctx, env)
+}
+
+// failureLines reports a failure as DUCC does: on the end line of the step that failed,
+// paired with its start line; a wish that failed before its image was resolved is named as
+// it was wished.
+func (s *Service) failureLines(ctx context.Context, in events.ImageFailed, seconds float64) error {
 	start, end := n.ActionStartFlatConversion, n.ActionEndFlatConversion
-	image := job.Image
+	image := in.Job.Image
 	if in.Image != nil {
 		image = in.Image.Name
 	}
@@ -126,15 +154,7 @@ func (s *Service) failed(ctx context.Context, in events.ImageFailed) error {
 		start, end = n.ActionStartLayerConversion, n.ActionEndLayerConversion
 		fields[n.FieldLayer] = store.Hex(in.Layer)
 	}
-	if err := s.pair(ctx, start, end, f.Seconds, job, image, fields); err != nil {
-		return err
-	}
-	env, err := events.New(events.ConversionFailedType, source, events.ID(events.ConversionFailedType, job.WishID), job, job.Image, f)
-	if err != nil {
-		return err
-	}
-	s.Log.Error("conversion failed", "wish", job.WishID, "image", job.Image, "stage", in.Stage, "err", in.Error)
-	return s.Bus.Publish(ctx, env)
+	return s.pair(ctx, start, end, seconds, in.Job, image, fields)
 }
 
 // pair writes DUCC's start and end lines of one step, linked by an id. The step is reported
