@@ -70,9 +70,14 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		maxLayers = DefaultMaxLayers
 	}
 	maxLayers = min(maxLayers, events.MaxLayers) // what an event may name
-	st, err := store.Open(s.StoreRoot, job.CvmfsRepo)
-	if err != nil {
-		return events.Permanent(err)
+	// Only the unpacked output needs layers, a config and the store; the other outputs
+	// (relocated) start from image.resolved alone.
+	unpack := job.Wants(events.OutputUnpacked)
+	var st *store.Store
+	if unpack {
+		if st, err = store.Open(s.StoreRoot, job.CvmfsRepo); err != nil {
+			return events.Permanent(err)
+		}
 	}
 	// Registry faults are retried inside Do, up to the registry timeout; what it returns is
 	// final (or the process stopping).
@@ -83,8 +88,9 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		if err != nil {
 			return err
 		}
-		desc, done = d, !job.ConvertAgain && converted(st, &d.Image)
-		if done {
+		// "Already converted" is the unpacked output's shortcut: a relocation is done anyway.
+		desc, done = d, unpack && !job.ConvertAgain && converted(st, &d.Image)
+		if done || !unpack {
 			return nil
 		}
 		return withConfig(ref, remoteImg, desc)
@@ -96,7 +102,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		return events.Permanent(err)
 	}
 	img := desc.Image
-	if !done {
+	if unpack && !done {
 		// Stored before any event names it: every later stage reads it from there.
 		if err := s.Descriptions.Put(ctx, desc); err != nil {
 			return err
@@ -114,7 +120,10 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		log.Info("already converted", "config", img.ConfigDigest)
 		return nil
 	}
-	log.Info("resolved", "digest", img.Digest, "config", img.ConfigDigest, "layers", img.LayerCount)
+	log.Info("resolved", "digest", img.Digest, "config", img.ConfigDigest, "layers", img.LayerCount, "outputs", job.Outputs)
+	if !unpack {
+		return nil // no layer is wanted
+	}
 	for i, l := range desc.Layers {
 		env, err := events.New(events.LayerRequestedType, source, events.ID(events.LayerRequestedType, job.WishID, img.Digest, l.Digest, fmt.Sprint(i)), job, job.Image,
 			events.LayerRequested{Job: job, Image: img, Index: i, Layer: l})

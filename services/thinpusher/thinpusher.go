@@ -50,7 +50,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	}
 	start := time.Now()
 	out := events.ThinPushed{Job: in.Job, Image: in.Image, FlatPath: in.FlatPath, PublicPath: in.PublicPath, ThinImage: in.Job.ThinImage}
-	if in.Job.SkipThin || in.Job.ThinImage == "" {
+	if in.Job.SkipThin || in.Job.ThinImage == "" || !in.Job.Wants(events.OutputThin) {
 		out.Skipped = true
 	} else {
 		digest, err := s.push(ctx, in)

@@ -77,14 +77,16 @@ func TestSkipped(t *testing.T) {
 		name      string
 		skip      bool
 		thinImage string
+		outputs   []string
 	}{
-		{"skip-thin-image", true, "http://" + host + "/unpacked/hello_thin:2.0"},
-		{"no thin image name", false, ""},
+		{"skip-thin-image", true, "http://" + host + "/unpacked/hello_thin:2.0", nil},
+		{"no thin image name", false, "", nil},
+		{"outputs without thin", false, "http://" + host + "/unpacked/hello_thin:2.0", []string{events.OutputUnpacked}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			job := eventstest.Job("https://registry.example/demo/hello:2.0")
-			job.SkipThin, job.ThinImage = tt.skip, tt.thinImage
+			job.SkipThin, job.ThinImage, job.Outputs = tt.skip, tt.thinImage, tt.outputs
 			in := flattened(t, job)
 			s, b := newService(t)
 			if err := handle(t, s, in, 1); err != nil {
