@@ -9,6 +9,7 @@ func Consumers() map[string][]string {
 		"ingester":   {LayerRequestedType},
 		"flattener":  {LayerIngestedType},
 		"thinpusher": {ImageFlattenedType},
+		"relocator":  {ImageResolvedType},
 		"notifier":   {ImageResolvedType, LayerIngestedType, ImageFlattenedType, ThinPushedType, ImageRelocatedType, ImageFailedType},
 	}
 }

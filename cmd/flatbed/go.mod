@@ -8,6 +8,7 @@ require (
 	flatbed.dev/services/flattener v0.0.0
 	flatbed.dev/services/ingester v0.0.0
 	flatbed.dev/services/notifier v0.0.0
+	flatbed.dev/services/relocator v0.0.0
 	flatbed.dev/services/resolver v0.0.0
 	flatbed.dev/services/thinpusher v0.0.0
 	github.com/google/go-containerregistry v0.22.1
@@ -61,6 +62,7 @@ replace (
 	flatbed.dev/services/flattener => ../../services/flattener
 	flatbed.dev/services/ingester => ../../services/ingester
 	flatbed.dev/services/notifier => ../../services/notifier
+	flatbed.dev/services/relocator => ../../services/relocator
 	flatbed.dev/services/resolver => ../../services/resolver
 	flatbed.dev/services/thinpusher => ../../services/thinpusher
 )

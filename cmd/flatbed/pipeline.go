@@ -23,12 +23,19 @@ import (
 	"flatbed.dev/services/flattener"
 	"flatbed.dev/services/ingester"
 	"flatbed.dev/services/notifier"
+	"flatbed.dev/services/relocator"
 	"flatbed.dev/services/resolver"
 	"flatbed.dev/services/thinpusher"
 )
 
 // allServices in pipeline order.
-var allServices = []string{resolver.Name, ingester.Name, flattener.Name, thinpusher.Name, notifier.Name}
+var allServices = []string{resolver.Name, ingester.Name, flattener.Name, thinpusher.Name, relocator.Name, notifier.Name}
+
+// The stages the wishes of convert (the store and the thin image) and of relocate pass.
+var (
+	convertStages  = []string{resolver.Name, ingester.Name, flattener.Name, thinpusher.Name, notifier.Name}
+	relocateStages = []string{resolver.Name, relocator.Name, notifier.Name}
+)
 
 // pipeline is a bus connection and, maybe, an embedded NATS server and services.
 type pipeline struct {
@@ -148,6 +155,8 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 		return (&flattener.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, MaxAttempts: g.maxAttempts, Locks: locks, Descriptions: descs}).Register(ctx, b)
 	case thinpusher.Name:
 		return (&thinpusher.Service{Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts, Descriptions: descs}).Register(ctx, b)
+	case relocator.Name:
+		return (&relocator.Service{Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts}).Register(ctx, b)
 	case notifier.Name:
 		endings, err := b.Wishes(ctx)
 		if err != nil {

@@ -16,11 +16,16 @@ import (
 // names the ones missing: a worker between two pulls shows none for a moment.
 var stageCheckWindow = 5 * time.Second
 
-// checkStages fails, naming each stage and how to start it, when some stage of the pipeline
-// has no worker on the NATS server, since its wishes would wait for ever; with wait it only
-// warns, and the progress lines keep naming the stages still missing.
+// checkStages is checkStagesOf for convert: the stages a conversion passes.
 func checkStages(ctx context.Context, log *slog.Logger, js jetstream.JetStream, natsURL string, wait bool) error {
-	missing, err := missingStages(ctx, js, stageCheckWindow)
+	return checkStagesOf(ctx, log, js, natsURL, wait, "convert", convertStages)
+}
+
+// checkStagesOf fails, naming each stage and how to start it, when one of the stages the
+// wishes of command pass has no worker on the NATS server, since its wishes would wait for
+// ever; with wait it only warns, and the progress lines keep naming the stages still missing.
+func checkStagesOf(ctx context.Context, log *slog.Logger, js jetstream.JetStream, natsURL string, wait bool, command string, stages []string) error {
+	missing, err := missingStages(ctx, js, stageCheckWindow, stages)
 	if err != nil {
 		return fmt.Errorf("asking NATS which stages have a worker: %w", err)
 	}
@@ -37,20 +42,20 @@ func checkStages(ctx context.Context, log *slog.Logger, js jetstream.JetStream, 
 	for _, s := range missing {
 		fmt.Fprintf(&b, "\n  flatbed serve %s --nats %s", s, natsURL)
 	}
-	b.WriteString("\nor run convert with --wait-for-stages to submit the wishes and wait for the stages to start")
+	fmt.Fprintf(&b, "\nor run %s with --wait-for-stages to submit the wishes and wait for the stages to start", command)
 	return &exitError{exitSomeFailed, fmt.Errorf("%s", b.String())}
 }
 
-// missingStages samples the stages' consumers for up to window and returns, in pipeline
-// order, those that showed no worker in any sample.
-func missingStages(ctx context.Context, js jetstream.JetStream, window time.Duration) ([]string, error) {
+// missingStages samples the consumers of names (in pipeline order) for up to window and
+// returns those that showed no worker in any sample.
+func missingStages(ctx context.Context, js jetstream.JetStream, window time.Duration, names []string) ([]string, error) {
 	seen := map[string]bool{}
 	deadline := time.Now().Add(window)
 	var lastErr error
 	read := false
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		stages, err := bus.Stages(rctx, js, allServices)
+		stages, err := bus.Stages(rctx, js, names)
 		cancel()
 		if err != nil {
 			lastErr = err
@@ -62,7 +67,7 @@ func missingStages(ctx context.Context, js jetstream.JetStream, window time.Dura
 				}
 			}
 		}
-		if len(seen) == len(allServices) || time.Now().After(deadline) || ctx.Err() != nil {
+		if len(seen) == len(names) || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
 		sleep(ctx, 200*time.Millisecond)
@@ -74,7 +79,7 @@ func missingStages(ctx context.Context, js jetstream.JetStream, window time.Dura
 		return nil, lastErr
 	}
 	var missing []string
-	for _, s := range allServices {
+	for _, s := range names {
 		if !seen[s] {
 			missing = append(missing, s)
 		}
@@ -85,12 +90,17 @@ func missingStages(ctx context.Context, js jetstream.JetStream, window time.Dura
 // progressInterval is how often convert says how far the run is while it waits.
 var progressInterval = 10 * time.Second
 
-// logProgress says how many images are done and where the work waits: each stage's queue
-// (what its consumer has not been delivered yet, and what its workers hold), and the stages
-// without a worker. The stage counts are the server's, for every run on it.
+// logProgress is logProgressOf the stages a conversion passes.
 func logProgress(ctx context.Context, log *slog.Logger, js jetstream.JetStream, done, total int) {
+	logProgressOf(ctx, log, js, done, total, convertStages)
+}
+
+// logProgressOf says how many images are done and where the work waits: the queue of each
+// of names (what its consumer has not been delivered yet, and what its workers hold), and
+// those without a worker. The stage counts are the server's, for every run on it.
+func logProgressOf(ctx context.Context, log *slog.Logger, js jetstream.JetStream, done, total int, names []string) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	stages, err := bus.Stages(rctx, js, allServices)
+	stages, err := bus.Stages(rctx, js, names)
 	cancel()
 	attrs := []any{"done", fmt.Sprintf("%d of %d", done, total)}
 	if err != nil {

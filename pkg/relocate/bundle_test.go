@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"flatbed.dev/pkg/registry/registrytest"
+	"flatbed.dev/pkg/relocate/relocatetest"
 )
 
 func TestRelocateBundle(t *testing.T) {
@@ -106,7 +107,7 @@ func TestRelocateThickBundle(t *testing.T) {
 }
 
 func TestRelocateBundleFails(t *testing.T) {
-	src, dst := registrytest.Serve(t, nil), registrytest.Serve(t, rewriting)
+	src, dst := registrytest.Serve(t, nil), registrytest.Serve(t, relocatetest.RewriteManifests)
 	img, _ := random.Image(128, 1)
 	push(t, src+"/team/app:1", img)
 	in := `{"invocationImages":[{"image":"` + src + `/team/app:1","imageType":"docker"}]}`

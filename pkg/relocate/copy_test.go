@@ -20,6 +20,7 @@ import (
 
 	"flatbed.dev/pkg/imageref"
 	"flatbed.dev/pkg/registry/registrytest"
+	"flatbed.dev/pkg/relocate/relocatetest"
 )
 
 // testOptions are Copy's options against the in-process registries.
@@ -227,25 +228,8 @@ func TestCopyMountsOnOneRegistry(t *testing.T) {
 	}
 }
 
-// rewriting is a registry that stores every manifest PUT to it re-serialized, as a
-// registry converting manifests would: same content, another digest.
-func rewriting(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
-			body, _ := io.ReadAll(r.Body)
-			var v any
-			if err := json.Unmarshal(body, &v); err == nil {
-				body, _ = json.MarshalIndent(v, "", "\t")
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			r.ContentLength = int64(len(body))
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
 func TestCopyFailsWhenTargetChangesDigest(t *testing.T) {
-	src, dst := registrytest.Serve(t, nil), registrytest.Serve(t, rewriting)
+	src, dst := registrytest.Serve(t, nil), registrytest.Serve(t, relocatetest.RewriteManifests)
 	img, _ := random.Image(256, 1)
 	idx, _ := random.Index(256, 1, 2)
 	imgDigest := push(t, src+"/team/app:1", img)
@@ -284,7 +268,7 @@ func TestCopyMissingSource(t *testing.T) {
 func TestCopyChecksEveryManifestOfAnIndex(t *testing.T) {
 	src := registrytest.Serve(t, nil)
 	dst := registrytest.Serve(t, func(h http.Handler) http.Handler {
-		rw := rewriting(h)
+		rw := relocatetest.RewriteManifests(h)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.Contains(r.URL.Path, "/manifests/sha256:") {
 				rw.ServeHTTP(w, r)
