@@ -16,11 +16,14 @@ import (
 )
 
 // noLockFiles fails for every *.lock file in a store: locks are taken on directories that
-// are there anyway, never published as files of their own.
+// are there anyway, never published as files of their own. The podman store's images.lock
+// and layers.lock are podman's, which it opens in every image store and cannot create on a
+// read-only one.
 func noLockFiles(t testing.TB, store string) {
 	t.Helper()
 	_ = filepath.WalkDir(store, func(p string, d os.DirEntry, err error) error {
-		if err == nil && strings.HasSuffix(d.Name(), ".lock") {
+		podmans := strings.HasSuffix(p, "/podmanStore/overlay-images/images.lock") || strings.HasSuffix(p, "/podmanStore/overlay-layers/layers.lock")
+		if err == nil && strings.HasSuffix(d.Name(), ".lock") && !podmans {
 			t.Errorf("lock file in the store: %s", p)
 		}
 		return nil

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -77,12 +78,12 @@ func Add(repoRoot string, img Image) error {
 					return err
 				}
 			}
-			s.layers = append(s.layers, layerRecord{ID: layerID, Created: time.Now().UTC(), UncompressedSize: size,
+			s.layers = append(s.layers, layerRecord{ID: layerID, Created: created(img.Config), UncompressedSize: size,
 				UncompressedDigest: "sha256:" + layerID})
 		}
 		big := map[string][]byte{img.ConfigDigest: img.Config, "manifest": img.Manifest, "manifest-" + img.ManifestDigest: img.Manifest}
 		rec := imageRecord{ID: id, Digest: img.ManifestDigest, Digests: []string{img.ManifestDigest}, TopLayer: layerID,
-			BigDataSizes: map[string]int64{}, BigDataDigests: map[string]string{}, Created: time.Now().UTC()}
+			BigDataSizes: map[string]int64{}, BigDataDigests: map[string]string{}, Created: created(img.Config)}
 		for key, data := range big {
 			if _, err := store.WriteFileAtomic(filepath.Join(s.root, "overlay-images", id, bigDataName(key)), data, 0o644); err != nil {
 				return err
@@ -96,7 +97,6 @@ func Add(repoRoot string, img Image) error {
 			s.images[i].Names = slices.DeleteFunc(s.images[i].Names, func(n string) bool { return n == img.Name })
 		}
 		if i := slices.IndexFunc(s.images, func(r imageRecord) bool { return r.ID == id }); i >= 0 {
-			rec.Created = s.images[i].Created
 			rec.Names = s.images[i].Names
 			s.images[i] = rec
 		} else {
@@ -187,6 +187,10 @@ func withStore(repoRoot string, change func(*state) error) error {
 			return err
 		}
 	}
+	// Sorted, and dated by the images' own configs: the files depend on which images the store
+	// holds, not on the order or the time they arrived.
+	slices.SortFunc(s.images, func(a, b imageRecord) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(s.layers, func(a, b layerRecord) int { return strings.Compare(a.ID, b.ID) })
 	for path, v := range map[string]any{imagesJSON: s.images, layersJSON: s.layers} {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -325,4 +329,13 @@ func RemoveUnnamed(repoRoot string) error {
 		s.images = keep
 		return nil
 	})
+}
+
+// created is the image's creation time from its config (zero when it has none).
+func created(config []byte) time.Time {
+	var c struct {
+		Created time.Time `json:"created"`
+	}
+	_ = json.Unmarshal(config, &c)
+	return c.Created.UTC()
 }
