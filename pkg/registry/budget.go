@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -27,6 +28,19 @@ type budget struct {
 	spent      bool
 	timedOut   bool   // spent by the timeout, not by backoff.Steps
 	retryAfter string // the last Retry-After the registry sent
+}
+
+// budgetKey carries an operation's budget in the context of its requests, so that a
+// transport kept across operations (a Client's) charges each request to its own operation.
+type budgetKey struct{}
+
+func withBudget(ctx context.Context, b *budget) context.Context {
+	return context.WithValue(ctx, budgetKey{}, b)
+}
+
+func budgetFrom(ctx context.Context) *budget {
+	b, _ := ctx.Value(budgetKey{}).(*budget)
+	return b
 }
 
 // fault records a fault on the n-th try (from 1) of one request or operation and says how

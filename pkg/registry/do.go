@@ -17,14 +17,29 @@ import (
 //
 // Do returns nil; op's error when it is not temporary; ctx's error (wrapping op's) when ctx
 // ends; or, when the budget is spent, op's last error with what was spent, which is Final.
+//
+// Each call pings the registry and fetches a token again; a Client's Do does not.
 func Do(ctx context.Context, opts []Option, op func([]remote.Option) error) error {
-	o := build(opts)
+	return do(ctx, build(opts), nil, op)
+}
+
+// do is Do with o, reusing what c keeps unless c is nil.
+func do(ctx context.Context, o *options, c *Client, op func([]remote.Option) error) error {
 	b := o.budget()
 	ro := o.remote(ctx, b)
+	if c != nil {
+		var err error
+		if ro, err = c.remote(ctx, b); err != nil {
+			return err
+		}
+	}
 	for n := 1; ; n++ {
 		err := op(ro)
 		if err == nil {
 			return nil
+		}
+		if c != nil && Denied(err) {
+			c.forget()
 		}
 		if ctx.Err() != nil {
 			if errors.Is(err, ctx.Err()) {

@@ -27,4 +27,13 @@
 // that refuses connections or stops answering for good fails each operation 10 minutes after
 // its first fault (plus at most one stall timeout for the request under way), not after 5
 // deliveries of 6 tries of 2 minutes; and Reason says which of these it was.
+//
+// # What is kept between operations
+//
+// Alone, go-containerregistry pings the registry (GET /v2/) and exchanges the credentials for
+// a token in every operation. A Client, one per service, keeps both for the life of the
+// process: each registry is pinged once and each repository's pull token fetched once (and
+// renewed when the registry asks); a refusal of the credentials makes it forget them. The
+// retry budget is not kept: each operation has its own, which its requests find in their
+// context.
 package registry

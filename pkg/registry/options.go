@@ -112,6 +112,7 @@ func build(opts []Option) *options {
 	if o.timeout <= 0 {
 		o.timeout = DefaultTimeout
 	}
+	withSchemes(o) // the scheme an operation's context names for a registry is the only one tried
 	return o
 }
 
@@ -141,8 +142,12 @@ func Options(ctx context.Context, opts ...Option) []remote.Option {
 }
 
 func (o *options) remote(ctx context.Context, b *budget) []remote.Option {
+	return append(o.common(), remote.WithContext(withBudget(ctx, b)), remote.WithTransport(o.roundTripper(b)))
+}
+
+// common are the remote options of every operation but its context and transport.
+func (o *options) common() []remote.Option {
 	ro := []remote.Option{
-		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(o.chain()),
 		remote.WithUserAgent(o.userAgent),
 		// Retrying is retryTransport's and Do's alone (see the package doc): go-containerregistry
@@ -151,18 +156,21 @@ func (o *options) remote(ctx context.Context, b *budget) []remote.Option {
 		remote.WithRetryStatusCodes(),
 		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
 	}
-	if _, ok := o.transport.(*transport.Wrapper); ok {
-		// The caller opted out of all wrapping, retries included.
-		ro = append(ro, remote.WithTransport(o.transport))
-	} else {
-		base := o.transport
-		if base == nil {
-			base = remote.DefaultTransport
-		}
-		ro = append(ro, remote.WithTransport(&retryTransport{inner: base, budget: b, codes: RetryStatusCodes, stall: stallTimeout()}))
-	}
 	if o.jobs > 0 {
 		ro = append(ro, remote.WithJobs(o.jobs))
 	}
 	return ro
+}
+
+// roundTripper is the base transport with retryTransport on top, which charges a request to
+// the budget its context carries, else to b (nil: a budget of the request's own).
+func (o *options) roundTripper(b *budget) http.RoundTripper {
+	if _, ok := o.transport.(*transport.Wrapper); ok {
+		return o.transport // the caller opted out of all wrapping, retries included
+	}
+	base := o.transport
+	if base == nil {
+		base = remote.DefaultTransport
+	}
+	return &retryTransport{inner: base, budget: b, fresh: o.budget, codes: RetryStatusCodes, stall: stallTimeout()}
 }

@@ -42,12 +42,20 @@ func defaultBackoff() remote.Backoff {
 // cannot be replayed are not retried here; Do runs their operation again.
 type retryTransport struct {
 	inner  http.RoundTripper
-	budget *budget
+	budget *budget        // the operation's, when the request's context carries none (see withBudget)
+	fresh  func() *budget // else a budget for the request alone
 	codes  []int
 	stall  time.Duration // 0 = no stall detection
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	budget := budgetFrom(req.Context())
+	if budget == nil {
+		budget = t.budget
+	}
+	if budget == nil {
+		budget = t.fresh()
+	}
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	try := req
 	for n := 1; ; n++ {
@@ -68,7 +76,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !replayable {
 			return resp, err
 		}
-		wait, ok := t.budget.fault(n, retryAfter)
+		wait, ok := budget.fault(n, retryAfter)
 		if !ok {
 			return resp, err
 		}
