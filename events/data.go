@@ -57,6 +57,9 @@ type Image struct {
 	ConfigDigest string `json:"config_digest"` // the image ID; names .flat/<xx>/<hex>
 	Platform     string `json:"platform,omitempty"`
 	LayerCount   int    `json:"layer_count"` // layers in the manifest
+	// IndexDigest is the digest of the index the tag named, when Digest is the manifest picked
+	// from it for Platform: what a HEAD of the tag answers while the image is unchanged.
+	IndexDigest string `json:"index_digest,omitempty"`
 }
 
 // WishSubmitted asks for one image to be converted.

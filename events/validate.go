@@ -169,6 +169,14 @@ func (i Image) Validate() error {
 	if i.LayerCount < 1 || i.LayerCount > MaxLayers {
 		return fmt.Errorf("image.layer_count %d: want 1 to %d", i.LayerCount, MaxLayers)
 	}
+	if i.IndexDigest != "" {
+		if err := checkDigest("image.index_digest", i.IndexDigest); err != nil {
+			return err
+		}
+		if i.Platform == "" {
+			return fmt.Errorf("image.index_digest names an index, but image.platform does not say which of its manifests image.digest is")
+		}
+	}
 	return nil
 }
 

@@ -34,6 +34,14 @@ func TestCheckRefusesHostileFields(t *testing.T) {
 		"negative index":       func(e *events.LayerRequested) { e.Index = -1 },
 		"too many layers":      func(e *events.LayerRequested) { e.Image.LayerCount = events.MaxLayers + 1 },
 		"media type injection": func(e *events.LayerRequested) { e.Layer.MediaType = "a/b; rm -rf" },
+		"index digest path": func(e *events.LayerRequested) {
+			e.Image.IndexDigest = "sha256:../../x"
+			e.Image.Platform = "linux/amd64"
+		},
+		"index, no platform": func(e *events.LayerRequested) {
+			e.Image.IndexDigest = "sha256:" + strings.Repeat("e", 64)
+			e.Image.Platform = ""
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := good()
