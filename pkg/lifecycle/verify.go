@@ -25,6 +25,11 @@ const ConfigFile = "config.json"
 type Record struct {
 	Image string       `json:"image"`          // as wished, with its scheme: what to convert again
 	Flat  *layer.Tally `json:"flat,omitempty"` // what the flat tree held when it was published
+	// ManifestDigest is the digest of the manifest recorded beside (manifest.json), and
+	// IndexDigest that of the index the name pointed to when the manifest was picked from one:
+	// what the resolver compares a HEAD of the name with.
+	ManifestDigest string `json:"manifest_digest,omitempty"`
+	IndexDigest    string `json:"index_digest,omitempty"`
 }
 
 // ReadRecord reads the record of image name (nil, nil when there is none).

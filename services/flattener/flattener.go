@@ -133,7 +133,7 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 	if _, err := store.SymlinkAtomic(publicTarget(img.Name, st.Root, final), st.PublicPath(img.Name)); err != nil {
 		return err
 	}
-	if err := record(st, img.Name, in.Job.Image, final, !present); err != nil {
+	if err := record(st, img, in.Job.Image, final, !present); err != nil {
 		return err
 	}
 	if err := recordConfig(st, img.Name, desc.RawConfig); err != nil {

@@ -5,20 +5,23 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"flatbed.dev/events"
 	"flatbed.dev/pkg/layer"
 	"flatbed.dev/pkg/lifecycle"
 	"flatbed.dev/pkg/store"
 )
 
 // record writes .metadata/<name>/flatbed.json: the image as wished (what `verify --repair`
-// converts again) and what the flat tree holds (what `verify` compares it with). The tree is
-// counted when it was just built, or when this name has no count yet.
-func record(st *store.Store, name, wished, flat string, built bool) error {
+// converts again), what the flat tree holds (what `verify` compares it with) and the digests
+// of its manifest and index (what the resolver compares a HEAD with). The tree is counted
+// when it was just built, or when this name has no count yet.
+func record(st *store.Store, img events.Image, wished, flat string, built bool) error {
+	name := img.Name
 	old, err := lifecycle.ReadRecord(st, name)
 	if err != nil {
 		old = nil // unreadable: written anew
 	}
-	rec := lifecycle.Record{Image: wished}
+	rec := lifecycle.Record{Image: wished, ManifestDigest: img.Digest, IndexDigest: img.IndexDigest}
 	if !built && old != nil && old.Flat != nil {
 		rec.Flat = old.Flat
 	} else {
