@@ -118,8 +118,15 @@ func plan(job events.Job, img events.Image) (src, dst imageref.Ref, err error) {
 	return src, dst, nil
 }
 
-// pin is the digest a wish by tag is relocated at: the image the resolver read.
-func pin(img events.Image) string { return img.Digest }
+// pin is the digest a wish by tag is relocated at: what the tag named when the resolver
+// read it. A tag that named an index is relocated as that index, every platform, as duffle
+// users expect; the resolver's image is then one of its manifests.
+func pin(img events.Image) string {
+	if img.IndexDigest != "" {
+		return img.IndexDigest
+	}
+	return img.Digest
+}
 
 // failure decides what a failed copy means for the wish: a changed digest, a name the
 // registry refuses, credentials it refuses and its other last words fail it at once; what

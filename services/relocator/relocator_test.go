@@ -71,28 +71,48 @@ func TestRelocate(t *testing.T) {
 	}
 }
 
-// A wish that names an index by digest gets the whole index relocated, every platform.
-func TestRelocateIndexByDigest(t *testing.T) {
+// A wish that names an index, by digest or by a tag the resolver found an index under, gets
+// the whole index relocated, every platform.
+func TestRelocateIndex(t *testing.T) {
 	idx, _ := random.Index(256, 1, 2)
 	srcHost := registrytest.Serve(t, nil)
 	dstHost := registrytest.Serve(t, nil)
 	idxDigest := push(t, srcHost+"/team/multi:1", idx)
 	im, _ := idx.IndexManifest()
 	child, _ := idx.Image(im.Manifests[0].Digest)
-	resolved := eventstest.Describe(t, child, srcHost, "team/multi", "").Image
-	s, b := newService()
-	job := relocateJob("http://"+srcHost+"/team/multi@"+idxDigest.String(), "http://"+dstHost+"/mirror")
-	if err := handle(t, s, job, resolved, 1); err != nil {
-		t.Fatal(err)
+	byTag := eventstest.Describe(t, child, srcHost, "team/multi", "1").Image
+	byTag.IndexDigest, byTag.Platform = idxDigest.String(), "linux/amd64" // as the resolver records it
+	tests := []struct {
+		name     string
+		wished   string
+		resolved events.Image
+	}{
+		{"by digest", "http://" + srcHost + "/team/multi@" + idxDigest.String(), eventstest.Describe(t, child, srcHost, "team/multi", "").Image},
+		{"by tag", "http://" + srcHost + "/team/multi:1", byTag},
 	}
-	out := eventstest.Decode[events.ImageRelocated](t, b.Envelopes()[0])
-	if !strings.HasSuffix(out.Target, "@"+idxDigest.String()) || digestAt(t, out.Target) != idxDigest {
-		t.Errorf("target %s, want the index %s", out.Target, idxDigest)
-	}
-	for _, m := range im.Manifests {
-		if got := digestAt(t, strings.Split(out.Target, "@")[0]+"@"+m.Digest.String()); got != m.Digest {
-			t.Errorf("manifest %s of the index served as %s", m.Digest, got)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, b := newService()
+			if err := handle(t, s, relocateJob(tt.wished, "http://"+dstHost+"/mirror"), tt.resolved, 1); err != nil {
+				t.Fatal(err)
+			}
+			out := eventstest.Decode[events.ImageRelocated](t, b.Envelopes()[0])
+			if !strings.HasSuffix(out.Target, "@"+idxDigest.String()) || digestAt(t, out.Target) != idxDigest {
+				t.Errorf("target %s, want the index %s", out.Target, idxDigest)
+			}
+			repo, _, _ := strings.Cut(out.Target, "@")
+			if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+				if got := digestAt(t, repo); got != idxDigest {
+					t.Errorf("the target's tag names %s, want the index %s", got, idxDigest)
+				}
+				repo = repo[:i]
+			}
+			for _, m := range im.Manifests {
+				if got := digestAt(t, repo+"@"+m.Digest.String()); got != m.Digest {
+					t.Errorf("manifest %s of the index served as %s", m.Digest, got)
+				}
+			}
+		})
 	}
 }
 
