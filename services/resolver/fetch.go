@@ -44,14 +44,14 @@ func fetch(ref imageref.Ref, ro []remote.Option, maxLayers int) (*events.Descrip
 		return nil, nil, fmt.Errorf("fetching the manifest of %s: %w", ref, registry.Explain(err))
 	}
 	var img v1.Image
-	platform := ""
+	platform, index := "", ""
 	if desc.MediaType.IsIndex() {
 		// remote.Get with WithPlatform already checks the index; Image() picks the platform.
 		img, err = desc.Image()
 		if err != nil {
 			return nil, nil, fmt.Errorf("image %s is an index without a %s/%s image: %w", ref, DefaultPlatform.OS, DefaultPlatform.Architecture, err)
 		}
-		platform = DefaultPlatform.String()
+		platform, index = DefaultPlatform.String(), desc.Digest.String()
 	} else {
 		img, err = desc.Image()
 		if err != nil {
@@ -84,6 +84,7 @@ func fetch(ref imageref.Ref, ro []remote.Option, maxLayers int) (*events.Descrip
 			ConfigDigest: m.Config.Digest.String(),
 			Platform:     platform,
 			LayerCount:   len(m.Layers),
+			IndexDigest:  index,
 		},
 		Manifest: raw,
 	}

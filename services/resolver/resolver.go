@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -24,7 +25,7 @@ type Service struct {
 	StoreRoot string // the directory holding one directory per CVMFS repository
 	Bus       events.Publisher
 	Log       *slog.Logger
-	Registry  []registry.Option
+	Registry  []registry.Option // read at the first wish: one registry.Client serves them all
 	// MaxAttempts is how often a wish is delivered before it is declared failed
 	// (--max-attempts; 0 = the bus default). Registry faults are not counted: they are
 	// retried within one delivery, up to the registry timeout (see package registry).
@@ -33,6 +34,9 @@ type Service struct {
 	MaxLayers int
 	// Descriptions stores what was read of each image for the later stages.
 	Descriptions events.Descriptions
+
+	clientOnce sync.Once
+	client     *registry.Client
 }
 
 // DefaultMaxLayers bounds the layers of an image: docker runs at most 127, and every layer
@@ -83,7 +87,18 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	// final (or the process stopping).
 	var desc *events.Description
 	var done bool
-	err = registry.Do(ctx, s.Registry, func(ro []remote.Option) error {
+	err = s.registry().Do(ctx, func(ro []remote.Option) error {
+		if unpack && !job.ConvertAgain {
+			// One HEAD, and no GET while the image is the one the store holds.
+			img, same, err := unchanged(st, ref, ro)
+			if err != nil {
+				return err
+			}
+			if same {
+				desc, done = &events.Description{Image: img}, true
+				return nil
+			}
+		}
 		d, remoteImg, err := fetch(ref, ro, maxLayers)
 		if err != nil {
 			return err
@@ -139,6 +154,13 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 
 const source = "flatbed/" + Name
 
+// registry is what every wish's registry operations go through, made from s.Registry on first
+// use: each registry is pinged, and each repository's token fetched, once per process.
+func (s *Service) registry() *registry.Client {
+	s.clientOnce.Do(func() { s.client = registry.NewClient(s.Registry...) })
+	return s.client
+}
+
 // converted says the store already holds this image under its name: the recorded manifest
 // names the same config, and the flat tree and the public path exist. The store, not the
 // bus, is the source of truth.
@@ -147,9 +169,14 @@ func converted(st *store.Store, img *events.Image) bool {
 	if err != nil || cfg != img.ConfigDigest {
 		return false
 	}
+	return published(st, img)
+}
+
+// published says the flat tree of img's config and its public path exist.
+func published(st *store.Store, img *events.Image) bool {
 	if !st.HasFlat(img.ConfigDigest) {
 		return false
 	}
-	_, err = os.Lstat(st.PublicPath(img.Name))
+	_, err := os.Lstat(st.PublicPath(img.Name))
 	return err == nil
 }
