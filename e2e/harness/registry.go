@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,7 +25,12 @@ type Registry struct {
 
 	cmd   *exec.Cmd
 	syncs atomic.Int64
+	stop  func()
 }
+
+// Stop kills the registry now (it is killed at the end of the test otherwise): what still
+// works afterwards needed nothing from it.
+func (r *Registry) Stop() { r.stop() }
 
 // URL returns "http://" + Host.
 func (r *Registry) URL() string { return "http://" + r.Host }
@@ -128,7 +134,8 @@ func startRegistry(t testing.TB, bin string) (*Registry, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Cleanup(stop)
+	r.stop = sync.OnceFunc(stop)
+	t.Cleanup(r.stop)
 	return r, nil
 }
 
