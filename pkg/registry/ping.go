@@ -30,7 +30,8 @@ type pingAnswer struct {
 	status int
 	header http.Header
 	body   []byte
-	err    error // a port that does not speak TLS
+	scheme string // the answer came over: go-containerregistry uses it from then on
+	err    error  // a port that does not speak TLS
 }
 
 // maxPingBody bounds what is kept of an answer's body: the challenge is in the headers.
@@ -69,7 +70,11 @@ func (c *pingCache) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.answer = &pingAnswer{status: resp.StatusCode, header: resp.Header.Clone(), body: body}
+	scheme := req.URL.Scheme
+	if resp.Request != nil { // a transport below may have sent it otherwise
+		scheme = resp.Request.URL.Scheme
+	}
+	e.answer = &pingAnswer{status: resp.StatusCode, header: resp.Header.Clone(), body: body, scheme: scheme}
 	return e.answer.response(req)
 }
 
@@ -91,6 +96,10 @@ func (c *pingCache) entry(key string) *pingEntry {
 func (a *pingAnswer) response(req *http.Request) (*http.Response, error) {
 	if a.err != nil {
 		return nil, a.err
+	}
+	if a.scheme != req.URL.Scheme {
+		req = req.Clone(req.Context())
+		req.URL.Scheme = a.scheme
 	}
 	return &http.Response{
 		Status:        fmt.Sprintf("%d %s", a.status, http.StatusText(a.status)),
