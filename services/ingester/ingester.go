@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -41,6 +42,16 @@ type Service struct {
 	// Locks, when set, makes one ingester unpack a layer while others asking for it wait;
 	// without it racing ingesters are still safe (the first rename wins) but do it twice.
 	Locks events.Locker
+
+	clientOnce sync.Once
+	client     *registry.Client // made from Registry at the first layer
+}
+
+// registry is what every layer's download goes through: each registry is pinged, and each
+// repository's token fetched, once per process.
+func (s *Service) registry() *registry.Client {
+	s.clientOnce.Do(func() { s.client = registry.NewClient(s.Registry...) })
+	return s.client
 }
 
 // Register adds the ingester's consumer to b.
@@ -164,7 +175,7 @@ func (s *Service) ingest(ctx context.Context, st *store.Store, in events.LayerRe
 	// A download that breaks off, stalls or brings other bytes is fetched again by Do, up to
 	// the registry timeout, like the registry's other faults.
 	var meta *layer.Meta
-	err = registry.Do(ctx, s.Registry, func(ro []remote.Option) error {
+	err = s.registry().Do(ctx, func(ro []remote.Option) error {
 		var err error
 		meta, err = s.unpack(ctx, filepath.Join(tmp, "layerfs"), gref.Context().Digest(l.Digest), ro, in, wo, log)
 		return err
