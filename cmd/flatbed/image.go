@@ -44,7 +44,8 @@ func newDownloadManifest(g *globals) *cobra.Command {
 			if err != nil {
 				return &exitError{exitSomeFailed, err}
 			}
-			desc, err := remote.Get(ref, registry.Options(cmd.Context())...)
+			ctx := registry.ContextWithScheme(cmd.Context(), r.Scheme, r.Registry) // the image's scheme only
+			desc, err := remote.Get(ref, registry.Options(ctx)...)
 			if err != nil {
 				return &exitError{exitSomeFailed, fmt.Errorf("fetching the manifest of %s: %w", r, err)}
 			}

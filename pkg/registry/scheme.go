@@ -44,7 +44,7 @@ func (t *schemeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.inner.RoundTrip(r)
 }
 
-// withSchemes puts schemeTransport under the transport of an operation (see
+// withSchemes puts schemeTransport under every transport the options make (see
 // ContextWithScheme); a *transport.Wrapper is left alone: its caller opted out of all
 // wrapping.
 func withSchemes(o *options) {

@@ -4,11 +4,9 @@ import (
 	"context"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -18,63 +16,12 @@ import (
 	"flatbed.dev/pkg/registry/registrytest"
 )
 
-// firstBytes is a listener that records the first byte each connection sends.
-type firstBytes struct {
-	net.Listener
-	mu    sync.Mutex
-	first []byte
-}
-
-func (l *firstBytes) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &recordingConn{Conn: c, l: l}, nil
-}
-
-func (l *firstBytes) reset() {
-	l.mu.Lock()
-	l.first = nil
-	l.mu.Unlock()
-}
-
-// tlsHellos counts the connections that began with a TLS handshake record (0x16).
-func (l *firstBytes) tlsHellos() (hellos, all int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, b := range l.first {
-		if b == 0x16 {
-			hellos++
-		}
-	}
-	return hellos, len(l.first)
-}
-
-type recordingConn struct {
-	net.Conn
-	l    *firstBytes
-	once sync.Once
-}
-
-func (c *recordingConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if n > 0 {
-		c.once.Do(func() {
-			c.l.mu.Lock()
-			c.l.first = append(c.l.first, p[0])
-			c.l.mu.Unlock()
-		})
-	}
-	return n, err
-}
-
 // plainRegistry serves an in-memory registry over plain http, recording what each
 // connection opens with.
-func plainRegistry(t *testing.T) (host string, l *firstBytes) {
+func plainRegistry(t *testing.T) (host string, l *registrytest.FirstBytes) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
-	l = &firstBytes{Listener: srv.Listener}
+	l = &registrytest.FirstBytes{Listener: srv.Listener}
 	srv.Listener = l
 	srv.Start()
 	t.Cleanup(srv.Close)
@@ -96,20 +43,20 @@ func TestPlainHTTPNeverTriesTLS(t *testing.T) {
 	fresh := func() []registry.Option {
 		return append(registrytest.Options(), registry.WithTransport(http.DefaultTransport.(*http.Transport).Clone()))
 	}
-	l.reset()
+	l.Reset()
 	if _, err := registry.Tags(context.Background(), repo, fresh()...); err != nil {
 		t.Fatal(err)
 	}
-	if hellos, _ := l.tlsHellos(); hellos == 0 {
+	if hellos, _ := l.TLSHandshakes(); hellos == 0 {
 		t.Fatal("without the scheme in the context no TLS handshake was seen: the test no longer shows what it guards against")
 	}
 
-	l.reset()
+	l.Reset()
 	ctx := registry.ContextWithScheme(context.Background(), "http", host)
 	if _, err := registry.Tags(ctx, repo, fresh()...); err != nil {
 		t.Fatal(err)
 	}
-	if hellos, all := l.tlsHellos(); hellos > 0 || all == 0 {
+	if hellos, all := l.TLSHandshakes(); hellos > 0 || all == 0 {
 		t.Errorf("%d of %d connections to the http:// registry began with a TLS handshake, want none", hellos, all)
 	}
 }

@@ -14,7 +14,7 @@ import (
 // The scheme ctx names for the registry (ContextWithScheme) is the only one used.
 func Tags(ctx context.Context, repo name.Repository, opts ...Option) ([]string, error) {
 	var tags []string
-	err := Do(ctx, append(opts[:len(opts):len(opts)], withSchemes), func(ro []remote.Option) error {
+	err := Do(ctx, opts, func(ro []remote.Option) error {
 		var err error
 		tags, err = remote.List(repo, ro...)
 		return err

@@ -136,6 +136,7 @@ func (s *Service) ingest(ctx context.Context, st *store.Store, in events.LayerRe
 	if err != nil {
 		return nil, events.Permanent(err)
 	}
+	ctx = registry.ContextWithScheme(ctx, ref.Scheme, ref.Registry) // never https for an http:// image, nor the reverse
 	final := st.LayerDir(l.Digest)
 	if s.Locks != nil {
 		// Images share layers: whoever asks second waits for the first and finds it done.

@@ -69,6 +69,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	if err != nil {
 		return events.Permanent(err)
 	}
+	ctx = registry.ContextWithScheme(ctx, ref.Scheme, ref.Registry) // never https for an http:// image, nor the reverse
 	maxLayers := s.MaxLayers
 	if maxLayers <= 0 {
 		maxLayers = DefaultMaxLayers

@@ -71,7 +71,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 // the registry timeout; what no new attempt can mend (a bad name, no description, refused
 // credentials, the registry's last word) is returned as events.Permanent.
 func (s *Service) push(ctx context.Context, in events.ImageFlattened) (string, error) {
-	dst, err := outputRef(in.Job.ThinImage)
+	out, dst, err := outputRef(in.Job.ThinImage)
 	if err != nil {
 		return "", events.Permanent(fmt.Errorf("cannot push the thin image: %w", err))
 	}
@@ -97,6 +97,7 @@ func (s *Service) push(ctx context.Context, in events.ImageFlattened) (string, e
 		return "", fmt.Errorf("building the thin image of %s: %w", in.Job.Image, err)
 	}
 	opts := append([]registry.Option{registry.WithDUCCAuth(dst.Context().RegistryStr(), in.Job.User)}, s.Registry...)
+	ctx = registry.ContextWithScheme(ctx, out.Scheme, out.Registry) // never https for an http:// name, nor the reverse
 	var digest string
 	err = registry.Do(ctx, opts, func(ro []remote.Option) error {
 		d, err := thin.Push(ctx, img, dst, ro)
@@ -120,13 +121,14 @@ func (s *Service) push(ctx context.Context, in events.ImageFlattened) (string, e
 }
 
 // outputRef reads a thin image name in DUCC syntax (scheme decides http or https).
-func outputRef(s string) (name.Reference, error) {
+func outputRef(s string) (imageref.Ref, name.Reference, error) {
 	if !strings.Contains(s, "://") {
 		s = "https://" + s
 	}
 	r, err := imageref.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("thin image name %q (from output_format): %w", s, err)
+		return r, nil, fmt.Errorf("thin image name %q (from output_format): %w", s, err)
 	}
-	return r.GGCR()
+	ref, err := r.GGCR()
+	return r, ref, err
 }
