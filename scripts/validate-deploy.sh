@@ -18,7 +18,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DEPLOY=$ROOT/deploy
-SERVICES=(resolver ingester flattener thinpusher notifier)
+# Every stage flatbed has: each must run in every deployment form, since every process declares
+# every stage's durable consumer and the janitor sweeps only what all of them acknowledged (a
+# stage that runs nowhere keeps its events in the stream). Checked against `flatbed serve --help`.
+SERVICES=(resolver ingester flattener thinpusher relocator notifier)
+# The stages that need only the registries and the bus: no store, several replicas.
+NOSTORE=(thinpusher relocator)
 
 failures=()
 fail() { echo "FAIL: $*" >&2; failures+=("$*"); }
@@ -135,10 +140,11 @@ if command -v docker-compose >/dev/null 2>&1; then
       fail "docker-compose --profile cli config: $(cat "$TMP/compose-cli.err")"
     fi
     if [ -n "$PY" ]; then
-      if "$PY" - "$TMP/compose.yml" "${SERVICES[@]}" <<'EOF'
-import sys, yaml
+      if NOSTORE="${NOSTORE[*]}" "$PY" - "$TMP/compose.yml" "${SERVICES[@]}" <<'EOF'
+import os, sys, yaml
 cfg = yaml.safe_load(open(sys.argv[1]))
 services, want = cfg.get("services", {}), sys.argv[2:]
+nostore = os.environ["NOSTORE"].split()
 errs = []
 for n in ("nats-1", "nats-2", "nats-3"):
     s = services.get(n)
@@ -182,10 +188,17 @@ for n in want:
     if "/healthz" not in hc:
         errs.append(f"{n}: healthcheck does not use /healthz: {hc!r}")
     mounts = {str(v).split(":")[1]: str(v) for v in s.get("volumes", [])}
-    if n in ("resolver", "ingester", "flattener", "notifier") and not any(v.startswith("store:") for v in mounts.values()):
+    if n not in nostore and not any(v.startswith("store:") for v in mounts.values()):
         errs.append(f"{n}: does not mount the store volume")
-    if n == "thinpusher" and mounts.get("/store"):
-        errs.append("thinpusher: mounts the store, which it does not need")
+    if n in nostore and mounts.get("/store"):
+        errs.append(f"{n}: mounts the store, which it does not need")
+ports = {}
+for n in want:
+    for p in (services.get(n) or {}).get("ports", []):
+        host = str(p.get("published")) if isinstance(p, dict) else str(p).split(":")[-2]
+        if host in ports:
+            errs.append(f"{n}: host port {host} is also published by {ports[host]}")
+        ports[host] = n
 for e in errs:
     print("   " + e)
 sys.exit(1 if errs else 0)
@@ -222,7 +235,7 @@ fi
 # --- Kubernetes ---------------------------------------------------------------------------
 
 section "kubernetes"
-check_kustomize() { # check_kustomize DIR THINPUSHER_REPLICAS
+check_kustomize() { # check_kustomize DIR REPLICAS_OF_THE_NOSTORE_STAGES
   local dir=$1 out=$TMP/kustomize-$(echo "$1" | tr '/' '_').yaml
   if ! "$KUSTOMIZE" build "$DEPLOY/$dir" >"$out" 2>"$out.err"; then
     fail "kustomize build deploy/$dir: $(cat "$out.err")"
@@ -230,10 +243,11 @@ check_kustomize() { # check_kustomize DIR THINPUSHER_REPLICAS
   fi
   ok "kustomize build deploy/$dir"
   [ -n "$PY" ] || return
-  if "$PY" - "$out" "$2" "${SERVICES[@]}" <<'EOF'
-import sys, yaml
+  if NOSTORE="${NOSTORE[*]}" "$PY" - "$out" "$2" "${SERVICES[@]}" <<'EOF'
+import os, sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
-thin_replicas, services = int(sys.argv[2]), sys.argv[3:]
+nostore_replicas, services = int(sys.argv[2]), sys.argv[3:]
+nostore = os.environ["NOSTORE"].split()
 errs = []
 by = {}
 for d in docs:
@@ -273,8 +287,8 @@ for n in services:
     if not dep:
         errs.append(f"no Deployment flatbed-{n}"); continue
     pod = dep["spec"]["template"]["spec"]
-    if n == "thinpusher" and dep["spec"].get("replicas") != thin_replicas:
-        errs.append(f"thinpusher: replicas {dep['spec'].get('replicas')} != {thin_replicas}")
+    if n in nostore and dep["spec"].get("replicas") != nostore_replicas:
+        errs.append(f"{n}: replicas {dep['spec'].get('replicas')} != {nostore_replicas}")
     c = pod["containers"][0]
     args = c.get("args", [])
     if args[:2] != ["serve", n]:
@@ -290,12 +304,12 @@ for n in services:
         errs.append(f"{n}: no securityContext")
     vols = {v["name"]: v for v in pod.get("volumes", [])}
     claims = {v["persistentVolumeClaim"]["claimName"] for v in vols.values() if "persistentVolumeClaim" in v}
-    if n != "thinpusher":
+    if n not in nostore:
         if not any(m["mountPath"] == "/store" for m in c.get("volumeMounts", [])):
             errs.append(f"{n}: does not mount the store at /store")
         mounted |= claims
     elif any(m["mountPath"] == "/store" for m in c.get("volumeMounts", [])):
-        errs.append("thinpusher: mounts the store")
+        errs.append(f"{n}: mounts the store")
     svc = by.get(("Service", f"flatbed-{n}"))
     if not svc or svc["metadata"].get("annotations", {}).get("prometheus.io/scrape") != "true":
         errs.append(f"{n}: no metrics Service with prometheus.io/scrape: \"true\"")
@@ -346,6 +360,21 @@ if [ -z "$FLATBED" ]; then
   skip "no flatbed binary (no go): command lines not checked"
 elif [ -s "$TMP/serve-lines" ]; then
   help=$("$FLATBED" serve --help 2>&1)
+  # Every stage the binary runs by default must be deployed (see SERVICES).
+  known=$(tr '\n' ' ' <<<"$help" | sed -n 's/.*(default: all of \([^)]*\)).*/\1/p' | tr -d ',')
+  if [ -z "$known" ]; then
+    skip "'flatbed serve --help' names no default service list: SERVICES not compared with it"
+  else
+    missing=() unknown=()
+    for s in $known; do [[ " ${SERVICES[*]} " == *" $s "* ]] || missing+=("$s"); done
+    for s in "${SERVICES[@]}"; do [[ " $known " == *" $s "* ]] || unknown+=("$s"); done
+    if [ ${#missing[@]} -eq 0 ] && [ ${#unknown[@]} -eq 0 ]; then
+      ok "the deployed stages are every stage flatbed runs: ${SERVICES[*]}"
+    else
+      [ ${#missing[@]} -eq 0 ] || fail "stages flatbed runs but scripts/validate-deploy.sh (SERVICES) and deploy/ do not: ${missing[*]} (every stage must run somewhere, or its events pile up in the stream)"
+      [ ${#unknown[@]} -eq 0 ] || fail "SERVICES names stages flatbed does not run: ${unknown[*]}"
+    fi
+  fi
   bad=0 lines=0
   while read -r line; do
     [ -n "$line" ] || continue

@@ -8,11 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
-	"flatbed.dev/events"
-	"flatbed.dev/events/bus"
 	"flatbed.dev/pkg/imageref"
 	"flatbed.dev/pkg/notification"
 	"flatbed.dev/pkg/registry"
@@ -145,6 +142,17 @@ func convert(ctx context.Context, g *globals, o *convertOpts, wl *wishlist.Wishl
 	if err := registry.CheckEnv(); err != nil {
 		return &exitError{exitNoPassword, err}
 	}
+	// The wildcards are expanded here, at the front door: no event carries one. Each tag a
+	// wildcard gave gets its thin-image name, $(tag) being that tag.
+	imgs, gaveNone := expandWildcards(ctx, g, wl)
+	if ctx.Err() != nil {
+		return intr.interrupted(len(wl.Input))
+	}
+	if !o.skipThin {
+		if thinNames, err = wl.OutputsOf(imgs); err != nil {
+			return &exitError{exitParseWishlist, err}
+		}
+	}
 	if g.notification != "" {
 		// Not ":=": the deferred end line must see the named return err, not a shadow of it.
 		var lines *notification.File
@@ -183,11 +191,6 @@ func convert(ctx context.Context, g *globals, o *convertOpts, wl *wishlist.Wishl
 
 	runCtx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	correlation := uuid.NewString()
-	results, err := watchResults(runCtx, g.log, js, correlation)
-	if err != nil {
-		return err
-	}
 	if len(services) > 0 {
 		go func() {
 			if err := p.bus.Run(runCtx); err != nil {
@@ -196,75 +199,15 @@ func convert(ctx context.Context, g *globals, o *convertOpts, wl *wishlist.Wishl
 		}()
 		<-p.bus.Running()
 	}
-	g.log.Info("converting", "wishlist", wl.Path, "images", len(wl.Input), "repository", repoRoot)
-
-	pending := map[string]string{} // wish id -> image
-	for i, ref := range wl.Refs() {
-		job := events.Job{WishID: uuid.NewString(), CorrelationID: correlation, Image: ref.String(), CvmfsRepo: wl.CvmfsRepo,
-			SkipThin: o.skipThin, ConvertAgain: o.convertAgain, SkipPodman: o.skipPodman, User: wl.User, SubmittedAt: time.Now().UTC()}
-		if !o.skipThin {
-			job.ThinImage = thinNames[i]
-		}
-		env, err := events.New(events.WishSubmittedType, "flatbed/cli", events.ID(events.WishSubmittedType, job.WishID), job, job.Image, events.WishSubmitted{Job: job})
-		if err != nil {
-			return err
-		}
-		if err := p.bus.Publish(runCtx, env); err != nil {
-			if ctx.Err() != nil {
-				return intr.interrupted(len(wl.Input))
-			}
-			return err
-		}
-		pending[job.WishID] = job.Image
-	}
-
-	failed := 0
-	progress := time.NewTicker(progressInterval)
-	defer progress.Stop()
-	for len(pending) > 0 {
-		select {
-		case <-runCtx.Done():
-			if ctx.Err() != nil {
-				for _, img := range pending {
-					fmt.Fprintf(os.Stderr, "unfinished: %s\n", img)
-				}
-				if len(services) > 0 {
-					g.log.Info("interrupted; letting the steps in progress finish", "at_most", bus.DrainTimeout)
-				}
-				return intr.interrupted(len(pending))
-			}
-			for _, img := range pending {
-				fmt.Fprintf(os.Stderr, "no result for %s\n", img)
-			}
-			return &exitError{exitSomeFailed, fmt.Errorf("gave up waiting after %s (--timeout) with %d image(s) unfinished", o.timeout, len(pending))}
-		case <-progress.C:
-			logProgress(runCtx, g.log, js, len(wl.Input)-len(pending), len(wl.Input))
-		case r := <-results:
-			img, ok := pending[r.wishID]
-			if !ok {
-				continue
-			}
-			delete(pending, r.wishID)
-			if r.completed != nil {
-				c := r.completed
-				how := "converted"
-				if c.AlreadyConverted {
-					how = "already converted"
-				}
-				fmt.Printf("%-17s %s -> %s\n", how, img, filepath.Join(c.Repository, c.PublicPath))
-				continue
-			}
-			if wl.Ignored(img) {
-				fmt.Printf("%-17s %s: %s (ignored: matches ignoreErrors)\n", "failed", img, r.failed.Error)
-				continue
-			}
-			failed++
-			fmt.Printf("%-17s %s: %s\n", "FAILED", img, r.failed.Error)
-		}
+	g.log.Info("converting", "wishlist", wl.Path, "images", len(imgs), "repository", repoRoot)
+	sub := &submission{g: g, o: o, bus: p.bus, intr: intr, inProcess: len(services) > 0}
+	t, err := sub.run(ctx, runCtx, wl, imgs, thinNames, gaveNone)
+	if err != nil {
+		return err
 	}
 	fmt.Printf("repository: %s\n", repoRoot)
-	if failed > 0 {
-		return &exitError{exitSomeFailed, fmt.Errorf("%d of %d image(s) failed", failed, len(wl.Input))}
+	if t.failed > 0 {
+		return &exitError{exitSomeFailed, fmt.Errorf("%d of %d image(s) failed", t.failed, len(imgs)+len(gaveNone))}
 	}
 	return nil
 }

@@ -70,6 +70,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newWatch(g))
 	root.AddCommand(newConvert(g), newConvertSingle(g), newServe(g), newCheckImageSyntax(g), newDownloadManifest(g), newDemo(g), newVersion(),
 		newDeleteImage(g), newGarbageCollection(g), newVerify(g), newCreatePodmanStore(g))
+	root.AddCommand(newExpandWildcard(g))
 	runtimeFailures(root)
 	return root
 }

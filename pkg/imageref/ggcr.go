@@ -17,18 +17,10 @@ func (r Ref) GGCR() (name.Reference, error) {
 	if r.Wildcard() {
 		return nil, fmt.Errorf("image %s has the wildcard tag %q: expand it to concrete tags first", r, r.Tag)
 	}
-	var opts []name.Option
-	if r.Insecure() {
-		opts = append(opts, name.Insecure)
-	}
-	reg, err := name.NewRegistry(r.Registry, opts...)
+	repo, err := r.GGCRRepository()
 	if err != nil {
-		return nil, fmt.Errorf("converting %s to a registry reference: %w", r, err)
-	}
-	if err := checkRepository(r.String(), r.Repository); err != nil {
 		return nil, err
 	}
-	repo := reg.Repo(r.Repository)
 	switch {
 	case r.Digest != "":
 		if !digestRe.MatchString(r.Digest) {
@@ -39,4 +31,22 @@ func (r Ref) GGCR() (name.Reference, error) {
 		return nil, invalid(r.String(), fmt.Sprintf("tag %q is not valid", r.Tag))
 	}
 	return repo.Tag(r.Tag), nil
+}
+
+// GGCRRepository returns r's repository as a go-containerregistry reference, to list its tags
+// (a wildcard's too): plain-http registries get name.Insecure, and the registry is kept as
+// written, as in GGCR.
+func (r Ref) GGCRRepository() (name.Repository, error) {
+	var opts []name.Option
+	if r.Insecure() {
+		opts = append(opts, name.Insecure)
+	}
+	reg, err := name.NewRegistry(r.Registry, opts...)
+	if err != nil {
+		return name.Repository{}, fmt.Errorf("converting %s to a registry reference: %w", r, err)
+	}
+	if err := checkRepository(r.String(), r.Repository); err != nil {
+		return name.Repository{}, err
+	}
+	return reg.Repo(r.Repository), nil
 }

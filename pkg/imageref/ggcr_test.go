@@ -42,8 +42,12 @@ func TestGGCR(t *testing.T) {
 			}
 		})
 	}
-	r, _ := Parse("https://r.example.org/a:1*")
+	r, _ := Parse("http://registry/a/b:1*")
 	if _, err := r.GGCR(); err == nil {
 		t.Error("GGCR of a wildcard: no error")
+	}
+	repo, err := r.GGCRRepository()
+	if err != nil || repo.Name() != "registry/a/b" || repo.Scheme() != "http" {
+		t.Errorf("GGCRRepository of a wildcard = %v (scheme %s), %v; want registry/a/b over http", repo, repo.Scheme(), err)
 	}
 }

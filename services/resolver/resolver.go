@@ -64,7 +64,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	log := s.Log.With("wish", job.WishID, "image", job.Image)
 	ref, err := imageref.Parse(job.Image)
 	if err == nil && ref.Wildcard() {
-		err = fmt.Errorf("image %s: wildcard tags are not supported yet; list the tags you want explicitly", job.Image)
+		err = fmt.Errorf("image %s: a wish names one tag, and %q is a wildcard; expand it first (flatbed convert, loop and expand-wildcard do), then wish each tag it matches", job.Image, ref.Tag)
 	}
 	if err != nil {
 		return events.Permanent(err)

@@ -269,7 +269,7 @@ func TestResolveFailures(t *testing.T) {
 		image   string
 		wantMsg []string // substrings of the error
 	}{
-		{"wildcard tag", "http://" + host + "/demo/hello:1.*", []string{"not supported yet", "demo/hello:1.*"}},
+		{"wildcard tag", "http://" + host + "/demo/hello:1.*", []string{"demo/hello:1.*", "a wish names one tag", "expand it first"}},
 		{"missing tag", "http://" + host + "/demo/hello:9.9", []string{"demo/hello:9.9", "registry answered 404"}},
 		{"missing repository", "http://" + host + "/demo/nothing:1.0", []string{"demo/nothing:1.0"}},
 		{"unparsable image", "http://" + host + "/UPPER/case:1", []string{"UPPER/case"}},
