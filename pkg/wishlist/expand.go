@@ -35,7 +35,11 @@ func (e *WildcardError) Error() string {
 	if e.Tags == 0 {
 		return fmt.Sprintf("no tag of %s matches %s: the repository has no tags", repo, e.Ref.Tag)
 	}
-	return fmt.Sprintf("no tag of %s matches %s (of its %d tags; the pattern must match a whole tag, '*' standing for any characters)", repo, e.Ref.Tag, e.Tags)
+	tags := "tags"
+	if e.Tags == 1 {
+		tags = "tag"
+	}
+	return fmt.Sprintf("no tag of %s matches %s (of its %d %s; the pattern must match a whole tag, '*' standing for any characters)", repo, e.Ref.Tag, e.Tags, tags)
 }
 
 func (e *WildcardError) Unwrap() error { return e.Err }
