@@ -70,13 +70,13 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newWatch(g))
 	root.AddCommand(newConvert(g), newConvertSingle(g), newServe(g), newCheckImageSyntax(g), newDownloadManifest(g), newDemo(g), newVersion(),
 		newDeleteImage(g), newGarbageCollection(g), newVerify(g), newCreatePodmanStore(g))
-	root.AddCommand(newExpandWildcard(g))
+	root.AddCommand(newExpandWildcard(g), newLoop(g))
 	runtimeFailures(root)
 	return root
 }
 
 // connectsToNATS are the commands that use --nats.
-var connectsToNATS = map[string]bool{"serve": true, "convert": true, "convert-single-image": true, "demo": true}
+var connectsToNATS = map[string]bool{"serve": true, "convert": true, "convert-single-image": true, "demo": true, "loop": true}
 
 func newLogger(debug bool) *slog.Logger {
 	level := slog.LevelInfo
