@@ -63,6 +63,8 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		return events.Permanent(err)
 	}
 	start := time.Now()
+	// Each registry only over the scheme its name gives: never https for an http:// one.
+	ctx = registry.ContextWithScheme(registry.ContextWithScheme(ctx, src.Scheme, src.Registry), dst.Scheme, dst.Registry)
 	var copied v1.Hash
 	err = registry.Do(ctx, s.Registry, func(ro []remote.Option) error {
 		h, err := relocate.Copy(ctx, src, dst, relocate.WithRemote(ro...))
