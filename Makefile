@@ -52,7 +52,7 @@ deploy-check:
 image:
 	docker build -f deploy/Dockerfile -t flatbed:dev .
 
-## bench: flatbed against skopeo+umoci and crane on the same images, with ratios
+## bench: flatbed vs skopeo+umoci and crane, and issue 9's goals: medians, ratios, peak RSS (BENCH_QUICK=1: small)
 bench: build
 	scripts/bench.sh
 
