@@ -152,7 +152,8 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 		if err != nil {
 			return err
 		}
-		return (&flattener.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, MaxAttempts: g.maxAttempts, Locks: locks, Descriptions: descs}).Register(ctx, b)
+		return (&flattener.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, MaxAttempts: g.maxAttempts, Locks: locks, Descriptions: descs,
+			CopyFiles: g.flatFiles == "copy"}).Register(ctx, b)
 	case thinpusher.Name:
 		return (&thinpusher.Service{Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts, Descriptions: descs}).Register(ctx, b)
 	case relocator.Name:

@@ -31,6 +31,7 @@ type globals struct {
 	streamMax    int64
 	maxLayer     int64
 	maxLayers    int
+	flatFiles    string
 	log          *slog.Logger
 }
 
@@ -43,6 +44,9 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if g.flatFiles != "link" && g.flatFiles != "copy" {
+				return &exitError{exitUsage, fmt.Errorf("--flat-files %q: choose link or copy", g.flatFiles)}
+			}
 			g.log = newLogger(g.verbose)
 			slog.SetDefault(g.log)
 			if g.natsURL != "" && connectsToNATS[cmd.Name()] {
@@ -62,6 +66,7 @@ func newRoot() *cobra.Command {
 	f.IntVar(&g.maxAttempts, "max-attempts", 5, "deliveries of one step before it is declared failed")
 	f.Int64Var(&g.maxLayer, "max-layer-bytes", layer.DefaultMaxUncompressedBytes, "uncompressed bytes one layer may unpack to (decompression bombs, sparse files)")
 	f.IntVar(&g.maxLayers, "max-layers", resolver.DefaultMaxLayers, "refuse images with more layers than this")
+	f.StringVar(&g.flatFiles, "flat-files", "link", "flat trees' files: link (hard links to the layers' files) or copy (copy_file_range, a reflink where the file system can)")
 	f.IntVar(&g.replicas, "stream-replicas", 0, "replicas of the JetStream streams and lease bucket (0: 3 in a cluster, else 1)")
 	f.Int64Var(&g.streamMax, "stream-max-bytes", 0, "limit of the pipeline stream (0: the embedded server's share of the --state-dir file system; with --nats, the stream's limit as it is, 8 GiB for a new one)")
 	f.DurationVar(&g.retryBase, "retry-base", time.Second, "first redelivery delay after a failed step (doubles up to 30s)")
