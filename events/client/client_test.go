@@ -237,3 +237,38 @@ func wishes(t *testing.T, ctx context.Context, c *client.Client, f client.Filter
 	}
 	return got
 }
+
+// A wish may ask for other outputs than the store: they reach the pipeline as asked, and a
+// wish that asks for a relocation without a prefix is refused before it is published.
+func TestPublishWishOutputs(t *testing.T) {
+	nc, js := server(t, true)
+	ctx := testContext(t)
+	c := newClient(t, nc)
+	id, err := c.PublishWish(ctx, client.Wish{Image: "registry.example/demo/hello:1.0", Outputs: []string{events.OutputRelocated},
+		RelocatePrefix: "mirror.example/team", RelocateNoFlatten: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, events.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := stream.GetLastMsgForSubject(ctx, events.Subject(events.WishSubmittedType))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := events.Parse(&nats.Msg{Subject: raw.Subject, Header: raw.Header, Data: raw.Data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w events.WishSubmitted
+	if err := events.Decode(ev, &w); err != nil {
+		t.Fatal(err)
+	}
+	if j := w.Job; j.WishID != id || len(j.Outputs) != 1 || j.Outputs[0] != events.OutputRelocated || j.RelocatePrefix != "mirror.example/team" || !j.RelocateNoFlatten {
+		t.Errorf("job %+v", j)
+	}
+	if _, err := c.PublishWish(ctx, client.Wish{Image: "registry.example/demo/hello:1.0", Outputs: []string{events.OutputRelocated}}); !errors.Is(err, events.ErrInvalid) {
+		t.Errorf("a relocation without a prefix: %v, want ErrInvalid", err)
+	}
+}

@@ -18,6 +18,13 @@ type Wish struct {
 	ThinImage    string // where to push the thin image; "" pushes none
 	ConvertAgain bool   // convert even when the store holds the image already
 	User         string // registry login for pushing the thin image (the wishlist's user)
+	SkipPodman   bool   // do not list the image in the repository's podman store
+
+	// Outputs names what the wish asks for (events.OutputUnpacked, OutputThin,
+	// OutputRelocated); none means the store and, with ThinImage, the thin image.
+	Outputs           []string
+	RelocatePrefix    string // with OutputRelocated: the repository prefix, e.g. registry.example.org/mirror
+	RelocateNoFlatten bool   // with OutputRelocated: keep the repository hierarchy under the prefix
 
 	WishID        string // "" makes a new random one
 	CorrelationID string // "" takes the client's (CorrelationID)
@@ -36,6 +43,7 @@ func (c *Client) PublishWish(ctx context.Context, w Wish) (wishID string, err er
 func (c *Client) publish(ctx context.Context, w Wish) (string, uint64, error) {
 	job := events.Job{WishID: w.WishID, CorrelationID: w.CorrelationID, Image: w.Image, CvmfsRepo: w.CvmfsRepo,
 		ThinImage: w.ThinImage, SkipThin: w.ThinImage == "", ConvertAgain: w.ConvertAgain, User: w.User,
+		SkipPodman: w.SkipPodman, Outputs: w.Outputs, RelocatePrefix: w.RelocatePrefix, RelocateNoFlatten: w.RelocateNoFlatten,
 		SubmittedAt: time.Now().UTC()}
 	if job.WishID == "" {
 		job.WishID = newID()
