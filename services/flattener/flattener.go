@@ -133,16 +133,18 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 	if _, err := store.SymlinkAtomic(publicTarget(img.Name, st.Root, final), st.PublicPath(img.Name)); err != nil {
 		return err
 	}
-	if err := record(st, img, in.Job.Image, final, !present); err != nil {
+	tally, err := record(st, img, in.Job.Image, final, !present)
+	if err != nil {
 		return err
 	}
 	if err := recordConfig(st, img.Name, desc.RawConfig); err != nil {
 		return err
 	}
+	flatRel, _ := filepath.Rel(st.Root, final)
 	if !in.Job.SkipPodman {
-		flatRel, _ := filepath.Rel(st.Root, final)
+		// The tree was just counted: the podman store need not walk it again for its size.
 		if err := podman.Add(st.Root, podman.Image{Name: img.Name, ConfigDigest: img.ConfigDigest, ManifestDigest: img.Digest,
-			Manifest: desc.Manifest, Config: desc.RawConfig, FlatDir: filepath.ToSlash(flatRel)}); err != nil {
+			Manifest: desc.Manifest, Config: desc.RawConfig, FlatDir: filepath.ToSlash(flatRel), Size: tally.Bytes}); err != nil {
 			return err
 		}
 	}
@@ -150,7 +152,6 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 	if _, err := store.WriteFileAtomic(st.ManifestPath(img.Name), desc.Manifest, 0o644); err != nil {
 		return err
 	}
-	flatRel, _ := filepath.Rel(st.Root, final)
 	out := events.ImageFlattened{Job: in.Job, Image: img, FlatPath: filepath.ToSlash(flatRel), PublicPath: img.Name,
 		AlreadyPresent: present, Seconds: time.Since(start).Seconds()}
 	env, err := events.New(events.ImageFlattenedType, source, events.ID(events.ImageFlattenedType, in.Job.WishID, img.Digest), in.Job, in.Job.Image, out)

@@ -14,8 +14,8 @@ import (
 // record writes .metadata/<name>/flatbed.json: the image as wished (what `verify --repair`
 // converts again), what the flat tree holds (what `verify` compares it with) and the digests
 // of its manifest and index (what the resolver compares a HEAD with). The tree is counted
-// when it was just built, or when this name has no count yet.
-func record(st *store.Store, img events.Image, wished, flat string, built bool) error {
+// when it was just built, or when this name has no count yet; the count is returned.
+func record(st *store.Store, img events.Image, wished, flat string, built bool) (layer.Tally, error) {
 	name := img.Name
 	old, err := lifecycle.ReadRecord(st, name)
 	if err != nil {
@@ -27,16 +27,16 @@ func record(st *store.Store, img events.Image, wished, flat string, built bool) 
 	} else {
 		t, err := layer.Count(flat)
 		if err != nil {
-			return fmt.Errorf("recording the flat tree of %s: %w", name, err)
+			return layer.Tally{}, fmt.Errorf("recording the flat tree of %s: %w", name, err)
 		}
 		rec.Flat = &t
 	}
 	b, err := json.Marshal(rec)
 	if err != nil {
-		return err
+		return layer.Tally{}, err
 	}
 	_, err = store.WriteFileAtomic(filepath.Join(st.MetadataDir(name), lifecycle.RecordFile), b, 0o644)
-	return err
+	return *rec.Flat, err
 }
 
 // recordConfig keeps the raw image config next to the recorded manifest, for what reads the
