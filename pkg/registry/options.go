@@ -131,7 +131,11 @@ func (o *options) chain() authn.Keychain {
 	entries, _ := envEntries()
 	chain := append([]authn.Keychain{}, o.static...)
 	chain = append(chain, envKeychain(entries), hubAlias{o.keychain})
-	return authn.NewMultiKeychain(chain...)
+	all := authn.NewMultiKeychain(chain...)
+	if ps := proxies(); len(ps) > 0 {
+		return proxiedAnonymous{proxies: ps, inner: all}
+	}
+	return all
 }
 
 // Options returns the remote options for one operation under ctx. Its requests share one

@@ -58,5 +58,5 @@ func withSchemes(o *options) {
 	if inner == nil {
 		inner = remote.DefaultTransport
 	}
-	o.transport = &schemeTransport{inner: inner}
+	o.transport = &schemeTransport{inner: withProxies(inner)} // DUCC_<R>_PROXY below the scheme
 }
