@@ -26,6 +26,10 @@ const (
 	ImageFailedType         = "image.failed"
 	ConversionCompletedType = "conversion.completed"
 	ConversionFailedType    = "conversion.failed"
+
+	// Lifecycle: not part of a conversion (events/lifecycle.go).
+	ImageDeletedType   = "image.deleted"
+	StoreCollectedType = "store.collected"
 )
 
 // Types lists every event type with a value of its data, for schemas and validation.
@@ -41,6 +45,8 @@ func Types() map[string]any {
 		ImageFailedType:         &ImageFailed{},
 		ConversionCompletedType: &ConversionCompleted{},
 		ConversionFailedType:    &ConversionFailed{},
+		ImageDeletedType:        &ImageDeleted{},
+		StoreCollectedType:      &StoreCollected{},
 	}
 }
 

@@ -10,8 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"flatbed.dev/events"
 	"flatbed.dev/pkg/imageref"
 	"flatbed.dev/pkg/lifecycle"
+	"flatbed.dev/pkg/podman"
 	"flatbed.dev/pkg/store"
 	"flatbed.dev/pkg/wishlist"
 )
@@ -47,7 +49,11 @@ func newDeleteImage(g *globals) *cobra.Command {
 		Short: "Take an image out of a repository: its public path, recorded manifest and podman entry",
 		Long: `Take an image out of repository REPO: its public path, its recorded manifest and its
 podman store entry. Its layers and flat tree stay until garbage-collection finds that no
-other image uses them. IMAGE is written as in a wishlist (the scheme is ignored).`,
+other image uses them. IMAGE is written as in a wishlist (the scheme is ignored).
+
+Unless --dry-run, an image.deleted event says so on the bus: --nats, or the embedded
+server of --state-dir (kept in its stream; when a running flatbed holds that directory,
+through the URL it listens on, else only a warning on the log).`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := openRepo(g, args[0])
@@ -69,11 +75,34 @@ other image uses them. IMAGE is written as in a wishlist (the scheme is ignored)
 			for _, r := range removed {
 				fmt.Printf("%s %s\n", verb, r)
 			}
-			return nil
+			if dryRun {
+				return nil
+			}
+			return announce(cmd.Context(), g, nil, events.ImageDeletedType, name, imageDeleted(args[0], name, removed))
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be removed, remove nothing")
 	return cmd
+}
+
+// imageDeleted is the image.deleted event of what lifecycle.Delete removed.
+func imageDeleted(repo, name string, removed []string) *events.ImageDeleted {
+	e := &events.ImageDeleted{CvmfsRepo: repo, Name: name, Removed: []string{}}
+	for _, r := range removed {
+		if r == podman.Dir+" entry "+name {
+			e.PodmanEntry = true
+		} else {
+			e.Removed = append(e.Removed, r)
+		}
+	}
+	return e
+}
+
+// storeCollected is the store.collected event of a collection.
+func storeCollected(repo string, graceDays int, c *lifecycle.Collection) *events.StoreCollected {
+	listed := c.Removed[:min(len(c.Removed), events.MaxListed)]
+	return &events.StoreCollected{CvmfsRepo: repo, Removed: append([]string{}, listed...), RemovedCount: len(c.Removed),
+		KeptCount: len(c.Kept), GraceDays: graceDays}
 }
 
 func newGarbageCollection(g *globals) *cobra.Command {
@@ -90,7 +119,10 @@ podman store entries left without a name.
 
 Safe while conversions run: nothing younger than --min-age (default 1h) is removed, since a
 conversion in flight has layers no recorded image names yet; with --nats, each removal also
-holds the lease a conversion takes for that layer or flat tree, and looks again under it.`,
+holds the lease a conversion takes for that layer or flat tree, and looks again under it.
+
+Unless --dry-run, a store.collected event lists what was removed, on the bus as for
+delete-image.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := openRepo(g, args[0])
@@ -101,8 +133,9 @@ holds the lease a conversion takes for that layer or flat tree, and looks again 
 				return fmt.Errorf("--grace-period %d: want 0 days or more", graceDays)
 			}
 			o := lifecycle.CollectOptions{Grace: time.Duration(graceDays) * 24 * time.Hour, MinAge: minAge, DryRun: dryRun}
+			var p *pipeline
 			if g.natsURL != "" && !dryRun {
-				p, err := startPipeline(cmd.Context(), g, nil, "")
+				p, err = startPipeline(cmd.Context(), g, nil, "")
 				if err != nil {
 					return err
 				}
@@ -132,7 +165,10 @@ holds the lease a conversion takes for that layer or flat tree, and looks again 
 			for _, p := range kept {
 				fmt.Printf("kept %s: %s\n", p, c.Kept[p])
 			}
-			return nil
+			if dryRun {
+				return nil
+			}
+			return announce(cmd.Context(), g, p, events.StoreCollectedType, args[0], storeCollected(args[0], graceDays, c))
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be removed, remove nothing")
