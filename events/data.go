@@ -102,6 +102,10 @@ type ImageFlattened struct {
 	PublicPath     string  `json:"public_path"` // registry/repo:tag, relative to the repository
 	AlreadyPresent bool    `json:"already_present"`
 	Seconds        float64 `json:"seconds"`
+	// Podman: the image was listed in the repository's podman store (podmanStore/), taking
+	// PodmanSeconds (DUCC's start/end_podman_ingestion lines).
+	Podman        bool    `json:"podman,omitempty"`
+	PodmanSeconds float64 `json:"podman_seconds,omitempty"`
 }
 
 // ThinPushed says the thin image was pushed (or skipped on request).

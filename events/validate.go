@@ -215,7 +215,7 @@ func (e *ImageFlattened) Validate() error {
 	return all(e.Job.Validate, e.Image.Validate,
 		func() error { return checkRel("flat_path", e.FlatPath) },
 		func() error { return checkRel("public_path", e.PublicPath) },
-		func() error { return checkNonNegative("seconds", e.Seconds) })
+		func() error { return checkNonNegative("seconds and podman_seconds", e.Seconds, e.PodmanSeconds) })
 }
 
 func (e *ThinPushed) Validate() error {

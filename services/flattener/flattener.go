@@ -141,19 +141,22 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 		return err
 	}
 	flatRel, _ := filepath.Rel(st.Root, final)
+	var podmanSeconds float64
 	if !in.Job.SkipPodman {
+		podmanStart := time.Now()
 		// The tree was just counted: the podman store need not walk it again for its size.
 		if err := podman.Add(st.Root, podman.Image{Name: img.Name, ConfigDigest: img.ConfigDigest, ManifestDigest: img.Digest,
 			Manifest: desc.Manifest, Config: desc.RawConfig, FlatDir: filepath.ToSlash(flatRel), Size: tally.Bytes}); err != nil {
 			return err
 		}
+		podmanSeconds = time.Since(podmanStart).Seconds()
 	}
 	// The stored manifest comes last: its presence is what "already converted" means.
 	if _, err := store.WriteFileAtomic(st.ManifestPath(img.Name), desc.Manifest, 0o644); err != nil {
 		return err
 	}
 	out := events.ImageFlattened{Job: in.Job, Image: img, FlatPath: filepath.ToSlash(flatRel), PublicPath: img.Name,
-		AlreadyPresent: present, Seconds: time.Since(start).Seconds()}
+		AlreadyPresent: present, Seconds: time.Since(start).Seconds(), Podman: !in.Job.SkipPodman, PodmanSeconds: podmanSeconds}
 	env, err := events.New(events.ImageFlattenedType, source, events.ID(events.ImageFlattenedType, in.Job.WishID, img.Digest), in.Job, in.Job.Image, out)
 	if err != nil {
 		return err

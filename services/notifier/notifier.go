@@ -77,14 +77,17 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 			return err
 		}
 		if in.AlreadyPresent {
-			return nil
+			return s.podmanLines(ctx, in)
 		}
 		if err := s.pair(ctx, n.ActionStartFlatConversion, n.ActionEndFlatConversion, in.Seconds, in.Job, in.Image.Name,
 			map[string]string{n.FieldStatus: n.StatusOK}); err != nil {
 			return err
 		}
-		return s.line(ctx, map[string]string{n.FieldAction: n.ActionPublishFlatImage, n.FieldImage: in.Image.Name,
-			n.FieldPublicPath: in.PublicPath, n.FieldPrivatePath: in.FlatPath, n.FieldStatus: n.StatusOK})
+		if err := s.line(ctx, map[string]string{n.FieldAction: n.ActionPublishFlatImage, n.FieldImage: in.Image.Name,
+			n.FieldPublicPath: in.PublicPath, n.FieldPrivatePath: in.FlatPath, n.FieldStatus: n.StatusOK}); err != nil {
+			return err
+		}
+		return s.podmanLines(ctx, in)
 	case events.ThinPushedType:
 		var in events.ThinPushed
 		if err := d.Decode(&in); err != nil {
