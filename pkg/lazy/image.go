@@ -1,8 +1,10 @@
 package lazy
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -89,3 +91,5 @@ func Index(src *v1.IndexManifest, manifests []v1.Descriptor, s Shape) ([]byte, t
 	b, err := json.Marshal(idx)
 	return b, mt, err
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
