@@ -8,7 +8,7 @@ func Consumers() map[string][]string {
 		"resolver":   {WishSubmittedType},
 		"ingester":   {LayerRequestedType},
 		"flattener":  {LayerIngestedType},
-		"thinpusher": {ImageFlattenedType},
+		"thinpusher": {ImageFlattenedType, ImageResolvedType}, // image.resolved: thin images of images already converted
 		"relocator":  {ImageResolvedType},
 		"notifier":   {ImageResolvedType, LayerIngestedType, ImageFlattenedType, ThinPushedType, ImageRelocatedType, ImageFailedType},
 	}

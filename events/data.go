@@ -118,6 +118,9 @@ type ThinPushed struct {
 	ThinDigest string  `json:"thin_digest,omitempty"`
 	Skipped    bool    `json:"skipped"`
 	Seconds    float64 `json:"seconds"`
+	// AlreadyConverted: the image was in the store already (image.resolved said so) and only
+	// its thin image was pushed, or found in place; the wish ends with this event.
+	AlreadyConverted bool `json:"already_converted,omitempty"`
 }
 
 // ImageRelocated says the image, as wished, was copied under the wish's relocation prefix

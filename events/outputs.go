@@ -32,6 +32,12 @@ func (j Job) Wants(output string) bool {
 	return slices.Contains(j.Outputs, output)
 }
 
+// PushesThin reports whether the job's thin image is pushed: it asks for the thin output,
+// names where it goes, and was not told to skip it (-i/--skip-thin-image).
+func (j Job) PushesThin() bool {
+	return j.Wants(OutputThin) && !j.SkipThin && j.ThinImage != ""
+}
+
 // checkOutputs checks the outputs and the settings that go with them. The relocator parses
 // the prefix (relocate.ParsePrefix); here it is only checked as text.
 func (j Job) checkOutputs() error {

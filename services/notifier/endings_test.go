@@ -64,6 +64,10 @@ func TestSeveralOutputsEndTogether(t *testing.T) {
 	converted := func() (string, any) {
 		return events.ImageResolvedType, events.ImageResolved{Job: job, Image: img, AlreadyConverted: true}
 	}
+	convertedThin := func() (string, any) { // the thin pusher's answer to converted
+		return events.ThinPushedType, events.ThinPushed{Job: job, Image: img, FlatPath: flatRel(img.ConfigDigest), PublicPath: img.Name,
+			ThinImage: job.ThinImage, ThinDigest: thinDigest, AlreadyConverted: true}
+	}
 	relocated := func() (string, any) {
 		return events.ImageRelocatedType, events.ImageRelocated{Job: job, Image: img, Target: relocatedTarget}
 	}
@@ -76,8 +80,9 @@ func TestSeveralOutputsEndTogether(t *testing.T) {
 			events.ConversionCompleted{FlatPath: ".flat/0f/x", PublicPath: img.Name, ThinImage: job.ThinImage, ThinDigest: thinDigest, Relocated: relocatedTarget}},
 		{"relocated first, redelivered", []func() (string, any){relocated, relocated, thin},
 			events.ConversionCompleted{FlatPath: ".flat/0f/x", PublicPath: img.Name, ThinImage: job.ThinImage, ThinDigest: thinDigest, Relocated: relocatedTarget}},
-		{"already converted", []func() (string, any){relocated, converted},
-			events.ConversionCompleted{FlatPath: flatRel(img.ConfigDigest), PublicPath: img.Name, AlreadyConverted: true, Relocated: relocatedTarget}},
+		{"already converted", []func() (string, any){relocated, converted, convertedThin},
+			events.ConversionCompleted{FlatPath: flatRel(img.ConfigDigest), PublicPath: img.Name, ThinImage: job.ThinImage, ThinDigest: thinDigest,
+				AlreadyConverted: true, Relocated: relocatedTarget}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -53,6 +53,12 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		if !in.AlreadyConverted {
 			return nil
 		}
+		if in.Job.PushesThin() {
+			// The thin pusher checks its thin image (output_format may have changed); its
+			// thin.pushed ends the wish.
+			s.Log.Info("already converted; waiting for its thin image", "wish", in.Job.WishID, "image", in.Job.Image, "thin", in.Job.ThinImage)
+			return nil
+		}
 		s.Log.Info("already converted", "wish", in.Job.WishID, "image", in.Job.Image)
 		return s.ended(ctx, in.Job, events.OutputUnpacked, events.ConversionCompleted{Image: in.Image, FlatPath: flatRel(in.Image.ConfigDigest),
 			PublicPath: in.Image.Name, AlreadyConverted: true})
@@ -94,7 +100,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 			return err
 		}
 		return s.ended(ctx, in.Job, events.OutputUnpacked, events.ConversionCompleted{Image: in.Image, FlatPath: in.FlatPath, PublicPath: in.PublicPath,
-			ThinImage: in.ThinImage, ThinDigest: in.ThinDigest})
+			ThinImage: in.ThinImage, ThinDigest: in.ThinDigest, AlreadyConverted: in.AlreadyConverted})
 	case events.ImageRelocatedType:
 		var in events.ImageRelocated
 		if err := d.Decode(&in); err != nil {

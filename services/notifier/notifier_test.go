@@ -55,24 +55,34 @@ func TestCompleted(t *testing.T) {
 	job.ThinImage = "https://registry.example/demo/hello_thin:1.0"
 	job.SubmittedAt = time.Now().Add(-5 * time.Second)
 	img := testImage()
+	noThin := job
+	noThin.ThinImage, noThin.SkipThin = "", true
 	tests := []struct {
 		name string
+		job  *events.Job // nil: job
 		typ  string
 		data any
 		want events.ConversionCompleted // without Repository, Job and Seconds
 	}{
-		{"thin pushed", events.ThinPushedType,
+		{"thin pushed", nil, events.ThinPushedType,
 			events.ThinPushed{Job: job, Image: img, FlatPath: ".flat/0f/x", PublicPath: img.Name, ThinImage: job.ThinImage, ThinDigest: thinDigest},
 			events.ConversionCompleted{Image: img, FlatPath: ".flat/0f/x", PublicPath: img.Name, ThinImage: job.ThinImage, ThinDigest: thinDigest}},
-		{"thin skipped", events.ThinPushedType,
+		{"thin skipped", nil, events.ThinPushedType,
 			events.ThinPushed{Job: job, Image: img, FlatPath: ".flat/0f/x", PublicPath: img.Name, Skipped: true},
 			events.ConversionCompleted{Image: img, FlatPath: ".flat/0f/x", PublicPath: img.Name}},
-		{"already converted", events.ImageResolvedType,
-			events.ImageResolved{Job: job, Image: img, AlreadyConverted: true},
+		{"already converted, no thin image wanted", &noThin, events.ImageResolvedType,
+			events.ImageResolved{Job: noThin, Image: img, AlreadyConverted: true},
 			events.ConversionCompleted{Image: img, FlatPath: ".flat/0f/" + strings.TrimPrefix(cfgDigest, "sha256:"), PublicPath: img.Name, AlreadyConverted: true}},
+		{"already converted, thin image checked", nil, events.ThinPushedType,
+			events.ThinPushed{Job: job, Image: img, FlatPath: ".flat/0f/x", PublicPath: img.Name, ThinImage: job.ThinImage, ThinDigest: thinDigest, AlreadyConverted: true},
+			events.ConversionCompleted{Image: img, FlatPath: ".flat/0f/x", PublicPath: img.Name, ThinImage: job.ThinImage, ThinDigest: thinDigest, AlreadyConverted: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			job := job
+			if tt.job != nil {
+				job = *tt.job
+			}
 			lines := &fakeLines{}
 			s, b := newService(t, lines)
 			if err := handle(t, s, tt.typ, job, tt.data); err != nil {
@@ -120,6 +130,8 @@ func TestCompleted(t *testing.T) {
 
 func TestNothingToReport(t *testing.T) {
 	job := eventstest.Job("https://registry.example/demo/hello:1.0")
+	withThin := job
+	withThin.ThinImage = "https://registry.example/demo/hello_thin:1.0"
 	img := testImage()
 	tests := []struct {
 		name string
@@ -127,6 +139,8 @@ func TestNothingToReport(t *testing.T) {
 		data any
 	}{
 		{"resolved, not converted yet", events.ImageResolvedType, events.ImageResolved{Job: job, Image: img}},
+		// The thin pusher checks the thin image of an image already converted: thin.pushed ends it.
+		{"already converted, thin image awaited", events.ImageResolvedType, events.ImageResolved{Job: withThin, Image: img, AlreadyConverted: true}},
 		{"layer already present", events.LayerIngestedType, events.LayerIngested{Job: job, Image: img, Index: 1, Layer: testLayers()[1], AlreadyPresent: true}},
 		{"flat already present", events.ImageFlattenedType, events.ImageFlattened{Job: job, Image: img, AlreadyPresent: true}},
 		{"not a type the notifier reads", events.LayerRequestedType, events.LayerRequested{Job: job, Image: img, Layer: testLayers()[0]}},

@@ -124,6 +124,12 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 			return err
 		}
 	}
+	if done && job.PushesThin() {
+		// The thin pusher checks the thin image of an image already converted (thin.go).
+		if err := s.keepDescription(ctx, st, ref, desc.Image, desc.Manifest); err != nil {
+			return err
+		}
+	}
 	env, err := events.New(events.ImageResolvedType, source, events.ID(events.ImageResolvedType, job.WishID, img.Digest), job, job.Image,
 		events.ImageResolved{Job: job, Image: img, AlreadyConverted: done})
 	if err != nil {

@@ -44,13 +44,16 @@ func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
 
 // Handle pushes the thin image of one flattened image (or records that it was skipped).
 func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
+	if d.Type == events.ImageResolvedType {
+		return s.handleResolved(ctx, d) // an image already in the store (resolved.go)
+	}
 	var in events.ImageFlattened
 	if err := d.Decode(&in); err != nil {
 		return err
 	}
 	start := time.Now()
 	out := events.ThinPushed{Job: in.Job, Image: in.Image, FlatPath: in.FlatPath, PublicPath: in.PublicPath, ThinImage: in.Job.ThinImage}
-	if in.Job.SkipThin || in.Job.ThinImage == "" || !in.Job.Wants(events.OutputThin) {
+	if !in.Job.PushesThin() {
 		out.Skipped = true
 	} else {
 		digest, err := s.push(ctx, in)
@@ -71,35 +74,26 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 // the registry timeout; what no new attempt can mend (a bad name, no description, refused
 // credentials, the registry's last word) is returned as events.Permanent.
 func (s *Service) push(ctx context.Context, in events.ImageFlattened) (string, error) {
-	out, dst, err := outputRef(in.Job.ThinImage)
+	img, out, dst, err := s.thinImage(ctx, in.Job, in.Image)
 	if err != nil {
-		return "", events.Permanent(fmt.Errorf("cannot push the thin image: %w", err))
-	}
-	desc, err := s.Descriptions.Get(ctx, in.Image)
-	if err != nil {
-		if errors.Is(err, events.ErrNoDescription) {
-			return "", events.Permanent(fmt.Errorf("cannot push the thin image: %w", err))
-		}
 		return "", err
 	}
-	var digests []string
-	for _, l := range desc.Layers {
-		digests = append(digests, l.Digest)
-	}
-	origin := in.Job.Image
-	if r, err := imageref.Parse(origin); err == nil {
-		origin = r.String() // DUCC's origin is the whole name with scheme
-	}
-	m := thin.New(origin, in.Job.CvmfsRepo, digests)
-	cfg := &v1.ConfigFile{Config: v1.Config{Env: desc.Config.Env, Cmd: desc.Config.Cmd}}
-	img, err := thin.Image(m, cfg)
-	if err != nil {
-		return "", fmt.Errorf("building the thin image of %s: %w", in.Job.Image, err)
-	}
-	opts := append([]registry.Option{registry.WithDUCCAuth(dst.Context().RegistryStr(), in.Job.User)}, s.Registry...)
+	return s.write(ctx, in.Job, img, out, dst, false)
+}
+
+// write pushes img to dst, or, with ifMissing, only when dst does not already name an image
+// with img's digest (see held), and returns that digest.
+func (s *Service) write(ctx context.Context, job events.Job, img v1.Image, out imageref.Ref, dst name.Reference, ifMissing bool) (string, error) {
+	opts := append([]registry.Option{registry.WithDUCCAuth(dst.Context().RegistryStr(), job.User)}, s.Registry...)
 	ctx = registry.ContextWithScheme(ctx, out.Scheme, out.Registry) // never https for an http:// name, nor the reverse
+	if ifMissing {
+		if digest, ok := s.held(ctx, opts, img, dst); ok {
+			s.Log.Info("thin image already in place", "wish", job.WishID, "image", job.Image, "thin", job.ThinImage, "digest", digest)
+			return digest, nil
+		}
+	}
 	var digest string
-	err = registry.Do(ctx, opts, func(ro []remote.Option) error {
+	err := registry.Do(ctx, opts, func(ro []remote.Option) error {
 		d, err := thin.Push(ctx, img, dst, ro)
 		digest = d
 		return err
@@ -110,14 +104,45 @@ func (s *Service) push(ctx context.Context, in events.ImageFlattened) (string, e
 		return "", err // shutting down: handed back
 	case registry.Denied(err):
 		return "", events.Permanent(fmt.Errorf("the registry refused to take the thin image %s; check the credentials for %s (the wishlist's user with DUCC_OUTPUT_REGISTRY_PASS, or the docker config): %w",
-			in.Job.ThinImage, dst.Context().RegistryStr(), registry.Explain(err)))
+			job.ThinImage, dst.Context().RegistryStr(), registry.Explain(err)))
 	case registry.Final(err):
-		return "", events.Permanent(fmt.Errorf("pushing the thin image %s: %w", in.Job.ThinImage, registry.Explain(err)))
+		return "", events.Permanent(fmt.Errorf("pushing the thin image %s: %w", job.ThinImage, registry.Explain(err)))
 	default:
-		return "", fmt.Errorf("pushing the thin image %s: %w", in.Job.ThinImage, registry.Explain(err))
+		return "", fmt.Errorf("pushing the thin image %s: %w", job.ThinImage, registry.Explain(err))
 	}
-	s.Log.Info("thin image pushed", "wish", in.Job.WishID, "image", in.Job.Image, "thin", in.Job.ThinImage, "digest", digest)
+	s.Log.Info("thin image pushed", "wish", job.WishID, "image", job.Image, "thin", job.ThinImage, "digest", digest)
 	return digest, nil
+}
+
+// thinImage builds the thin image of image for job (thin images are deterministic: the same
+// image and job give the same digest) and reads the name it goes to.
+func (s *Service) thinImage(ctx context.Context, job events.Job, image events.Image) (v1.Image, imageref.Ref, name.Reference, error) {
+	out, dst, err := outputRef(job.ThinImage)
+	if err != nil {
+		return nil, out, nil, events.Permanent(fmt.Errorf("cannot push the thin image: %w", err))
+	}
+	desc, err := s.Descriptions.Get(ctx, image)
+	if err != nil {
+		if errors.Is(err, events.ErrNoDescription) {
+			return nil, out, nil, events.Permanent(fmt.Errorf("cannot push the thin image: %w", err))
+		}
+		return nil, out, nil, err
+	}
+	var digests []string
+	for _, l := range desc.Layers {
+		digests = append(digests, l.Digest)
+	}
+	origin := job.Image
+	if r, err := imageref.Parse(origin); err == nil {
+		origin = r.String() // DUCC's origin is the whole name with scheme
+	}
+	m := thin.New(origin, job.CvmfsRepo, digests)
+	cfg := &v1.ConfigFile{Config: v1.Config{Env: desc.Config.Env, Cmd: desc.Config.Cmd}}
+	img, err := thin.Image(m, cfg)
+	if err != nil {
+		return nil, out, nil, fmt.Errorf("building the thin image of %s: %w", job.Image, err)
+	}
+	return img, out, dst, nil
 }
 
 // outputRef reads a thin image name in DUCC syntax (scheme decides http or https).
