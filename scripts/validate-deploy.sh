@@ -21,9 +21,9 @@ DEPLOY=$ROOT/deploy
 # Every stage flatbed has: each must run in every deployment form, since every process declares
 # every stage's durable consumer and the janitor sweeps only what all of them acknowledged (a
 # stage that runs nowhere keeps its events in the stream). Checked against `flatbed serve --help`.
-SERVICES=(resolver ingester flattener thinpusher relocator notifier)
+SERVICES=(resolver ingester flattener thinpusher relocator notifier frontdoor)
 # The stages that need only the registries and the bus: no store, several replicas.
-NOSTORE=(thinpusher relocator)
+NOSTORE=(thinpusher relocator frontdoor)
 
 failures=()
 fail() { echo "FAIL: $*" >&2; failures+=("$*"); }
@@ -180,8 +180,8 @@ for n in want:
             host_ip, target = (parts[0] if len(parts) == 3 else None), parts[-1].split("/")[0]
         if host_ip != "127.0.0.1":
             errs.append(f"{n}: port {p} is not bound to the host's loopback")
-        if str(target) != "9090":
-            errs.append(f"{n}: port {p} does not publish the metrics port 9090")
+        if str(target) != "9090" and not (n == "frontdoor" and str(target) == "8780"):
+            errs.append(f"{n}: port {p} does not publish the metrics port 9090 (or the front door's 8780)")
     if not ports:
         errs.append(f"{n}: metrics port not published")
     hc = " ".join(map(str, (s.get("healthcheck") or {}).get("test", [])))

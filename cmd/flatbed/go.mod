@@ -6,6 +6,7 @@ require (
 	flatbed.dev/events v0.0.0
 	flatbed.dev/pkg v0.0.0
 	flatbed.dev/services/flattener v0.0.0
+	flatbed.dev/services/frontdoor v0.0.0
 	flatbed.dev/services/ingester v0.0.0
 	flatbed.dev/services/notifier v0.0.0
 	flatbed.dev/services/relocator v0.0.0
@@ -17,6 +18,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/spf13/cobra v1.10.2
+	github.com/spf13/pflag v1.0.10
 )
 
 require (
@@ -46,7 +48,8 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/sirupsen/logrus v1.10.2 // indirect
-	github.com/spf13/pflag v1.0.10 // indirect
+	go.uber.org/multierr v1.11.0 // indirect
+	go.uber.org/zap v1.27.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/mod v0.41.0 // indirect
@@ -60,6 +63,7 @@ replace (
 	flatbed.dev/events => ../../events
 	flatbed.dev/pkg => ../../pkg
 	flatbed.dev/services/flattener => ../../services/flattener
+	flatbed.dev/services/frontdoor => ../../services/frontdoor
 	flatbed.dev/services/ingester => ../../services/ingester
 	flatbed.dev/services/notifier => ../../services/notifier
 	flatbed.dev/services/relocator => ../../services/relocator

@@ -21,6 +21,7 @@ import (
 	"flatbed.dev/pkg/notification"
 	"flatbed.dev/pkg/registry"
 	"flatbed.dev/services/flattener"
+	"flatbed.dev/services/frontdoor"
 	"flatbed.dev/services/ingester"
 	"flatbed.dev/services/notifier"
 	"flatbed.dev/services/relocator"
@@ -172,14 +173,16 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 			s.Lines = f
 		}
 		return s.Register(ctx, b)
+	case frontdoor.Name:
+		return registerFrontdoor(ctx, g, b, log)
 	}
 	return fmt.Errorf("unknown service %q: choose from %s", name, strings.Join(allServices, ", "))
 }
 
 func checkServices(names []string) error {
 	for _, n := range names {
-		if !slices.Contains(allServices, n) {
-			return fmt.Errorf("unknown service %q: choose from %s", n, strings.Join(allServices, ", "))
+		if !slices.Contains(serveServices, n) {
+			return fmt.Errorf("unknown service %q: choose from %s", n, strings.Join(serveServices, ", "))
 		}
 	}
 	return nil

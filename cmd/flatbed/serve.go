@@ -15,19 +15,20 @@ func newServe(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve [SERVICE...]",
 		Short: "Run pipeline services until SIGTERM",
-		Long: `Run the named services (default: all of resolver, ingester, flattener, thinpusher, relocator, notifier)
+		Long: `Run the named services (default: all of resolver, ingester, flattener, thinpusher, relocator, notifier, frontdoor)
 as one process. With --nats they join that NATS server, waiting up to --nats-wait for it to
 come up; without it this process starts an embedded NATS server listening on --nats-listen,
 which other 'flatbed serve' processes and 'flatbed convert --nats' can use. Each service has
 a durable consumer, so a service started later picks up what waited for it, and several
-processes of one service share its work.
+processes of one service share its work. The frontdoor serves the HTTP API (wishes, image
+states, registry webhooks) on --http-addr behind the bearer token of --token-file.
 
 Exit status: 0 after SIGTERM, 1 when serving fails (NATS unreachable or refusing, a port in
 use), 2 when the command line is wrong.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			services := args
 			if len(services) == 0 {
-				services = allServices
+				services = serveServices
 			}
 			if err := checkServices(services); err != nil {
 				return &exitError{exitUsage, err}
@@ -64,6 +65,7 @@ use), 2 when the command line is wrong.`,
 		},
 	}
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:0", "address for /metrics, /healthz and /readyz")
+	addFrontdoorFlags(cmd.Flags())
 	cmd.Flags().StringVar(&listen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server (without --nats)")
 	return cmd
 }

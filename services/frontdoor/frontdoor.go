@@ -1,0 +1,108 @@
+package frontdoor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"flatbed.dev/events"
+	"flatbed.dev/events/bus"
+	"flatbed.dev/pkg/registry"
+	"flatbed.dev/pkg/wishlist"
+)
+
+// Name is the service's name: its durable consumer and its CloudEvents source.
+const Name = "frontdoor"
+
+const source = "flatbed/" + Name
+
+// DefaultAddr is where the front door listens unless told otherwise: loopback only.
+const DefaultAddr = "127.0.0.1:8780"
+
+// Service is the front door.
+type Service struct {
+	Bus      events.Publisher
+	Log      *slog.Logger
+	Registry []registry.Option // reading the wished images' manifests (is it reachable?)
+	// Token is the bearer token every request but /healthz and /openapi.json must carry.
+	Token []byte
+	// Filter is the --webhook-wishlist: which pushed images become wishes, and with what
+	// repository and output format; nil ignores every webhook's images.
+	Filter  *wishlist.Filter
+	Metrics *Metrics
+
+	rec      *records
+	reg      *registry.Client
+	mu       sync.Mutex
+	changedC chan struct{} // closed and replaced when a state changes (status page)
+}
+
+// Open opens (creating) the front door's buckets on js.
+func (s *Service) Open(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	if s.Metrics == nil {
+		s.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	if len(s.Token) == 0 {
+		return errors.New("the front door needs a bearer token (--token-file)")
+	}
+	rec, err := openRecords(ctx, js, replicas)
+	if err != nil {
+		return err
+	}
+	s.rec = rec
+	s.reg = registry.NewClient(s.Registry...)
+	s.changedC = make(chan struct{})
+	return nil
+}
+
+// Register opens the buckets and adds the front door's consumer, which follows the images'
+// states, to b.
+func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
+	if err := s.Open(ctx, b.JetStream(), b.Replicas()); err != nil {
+		return err
+	}
+	return b.Handle(ctx, bus.Consumer{Name: Name, Types: StateTypes, MaxAttempts: stateMaxAttempts}, s.HandleState)
+}
+
+// Serve answers HTTP on ln until ctx ends.
+func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("front door on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// changed wakes whoever waits for a state change (the status page's live updates).
+func (s *Service) changed() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changedC != nil {
+		close(s.changedC)
+	}
+	s.changedC = make(chan struct{})
+}
+
+// changes is closed at the next state change.
+func (s *Service) changes() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changedC
+}
