@@ -370,6 +370,9 @@ type storeState struct {
 	manifest []byte // nil: no manifest.json
 	flat     bool
 	public   bool
+	// lostLayer: the layer directory of the manifest's last layer is not there (every
+	// other layer the manifest lists is).
+	lostLayer bool
 }
 
 // writeStore lays the store out as the flattener leaves it.
@@ -378,6 +381,16 @@ func writeStore(t *testing.T, st *store.Store, name, config string, s storeState
 	if s.manifest != nil {
 		if _, err := store.WriteFileAtomic(st.ManifestPath(name), s.manifest, 0o644); err != nil {
 			t.Fatal(err)
+		}
+		var m struct{ Layers []struct{ Digest string } }
+		_ = json.Unmarshal(s.manifest, &m)
+		for i, l := range m.Layers {
+			if s.lostLayer && i == len(m.Layers)-1 {
+				break
+			}
+			if err := os.MkdirAll(st.LayerFS(l.Digest), 0o755); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if s.flat {
@@ -411,6 +424,7 @@ func TestResolveAlreadyConverted(t *testing.T) {
 		{"no manifest", storeState{flat: true, public: true}, false, false},
 		{"no flat tree", storeState{manifest: want.Manifest, public: true}, false, false},
 		{"no public path", storeState{manifest: want.Manifest, flat: true}, false, false},
+		{"a layer directory lost", storeState{manifest: want.Manifest, flat: true, public: true, lostLayer: true}, false, false},
 		{"unreadable manifest", storeState{manifest: []byte("{"), flat: true, public: true}, false, false},
 	}
 	for _, tt := range tests {

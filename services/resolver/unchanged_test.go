@@ -135,6 +135,8 @@ func TestResolveUnchangedWithOneHEAD(t *testing.T) {
 			[]string{"GET manifest", "GET blob"}},
 		{"no flat tree", "demo/hello:1.0", hello.Image.ConfigDigest, storeState{manifest: hello.Manifest, public: true}, nil, false, false,
 			[]string{"GET manifest", "GET blob"}},
+		{"a layer directory lost", "demo/hello:1.0", hello.Image.ConfigDigest, storeState{manifest: hello.Manifest, flat: true, public: true, lostLayer: true}, nil, false, false,
+			[]string{"GET manifest", "GET blob"}},
 		{"convert again", "demo/hello:1.0", hello.Image.ConfigDigest, converted(hello), nil, true, false,
 			[]string{"GET manifest", "GET blob"}},
 		{"digest unchanged", pinned, hello.Image.ConfigDigest, converted(hello), nil, false, true,
