@@ -2,7 +2,8 @@
 # Installs what the tests need on Debian 12: the distribution registry (docker-registry), the
 # reference clients umoci, skopeo and podman, and GNU time (make bench's peak RSS). nats-server
 # is built by the e2e tests from the Go module cache, at the version flatbed embeds (Debian's
-# 2.9 is too old).
+# 2.9 is too old). npm's s3rver is the S3-compatible server of the export tests (npm from
+# Debian's packages; s3rver works offline once installed).
 set -euo pipefail
 need=()
 for pair in docker-registry:docker-registry umoci:umoci skopeo:skopeo podman:podman; do
@@ -11,7 +12,12 @@ for pair in docker-registry:docker-registry umoci:umoci skopeo:skopeo podman:pod
 done
 # GNU time: `command -v time` would find the shell's keyword.
 [ -x /usr/bin/time ] || need+=(time)
-if [ ${#need[@]} -eq 0 ]; then
+s3rver=""
+if ! command -v s3rver >/dev/null 2>&1; then
+  s3rver=s3rver@3.7.1
+  command -v npm >/dev/null 2>&1 || need+=(npm)
+fi
+if [ ${#need[@]} -eq 0 ] && [ -z "$s3rver" ]; then
   exit 0
 fi
 sudo=""
@@ -19,7 +25,13 @@ if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null 2>&1 || { echo "install ${need[*]} (as root: apt-get install ${need[*]})" >&2; exit 1; }
   sudo="sudo"
 fi
-echo "installing ${need[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [ -n "$s3rver" ]; then
+  echo "installing $s3rver (npm)"
+  $sudo npm install -g --no-fund --no-audit --loglevel=error "$s3rver" >/dev/null
+fi

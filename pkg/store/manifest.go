@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -34,13 +35,23 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) (changed bool, 
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		return false, nil
 	}
+	f, err := lockedTemp(path)
+	if err != nil {
+		return false, err
+	}
+	return true, replaceWith(f, path, data, mode)
+}
+
+// lockedTemp creates a temporary file next to path, locked for as long as it is open, after
+// removing those a dead writer of path left behind.
+func lockedTemp(path string) (*os.File, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return false, fmt.Errorf("creating %s: %w", dir, err)
+		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
 	prefix := ".tmp-" + filepath.Base(path) + "-"
 	var f *os.File
-	err = withDirLock(dir, func() error {
+	err := withDirLock(dir, func() error {
 		cleanStale(dir, prefix)
 		var err error
 		if f, err = os.CreateTemp(dir, prefix); err != nil {
@@ -53,17 +64,23 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) (changed bool, 
 		}
 		return nil
 	})
-	if err != nil {
-		return false, err
-	}
-	return true, replaceWith(f, path, data, mode)
+	return f, err
 }
 
 // replaceWith writes data to the temporary f, then renames it to path, and closes it.
 func replaceWith(f *os.File, path string, data []byte, mode os.FileMode) error {
+	return replaceFrom(f, path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}, mode)
+}
+
+// replaceFrom writes to the temporary f with write, then renames it to path, and closes it.
+// When write fails, f is removed and path left as it was.
+func replaceFrom(f *os.File, path string, write func(io.Writer) error, mode os.FileMode) error {
 	tmp := f.Name()
 	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
+	if err := write(f); err != nil {
 		f.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
