@@ -13,6 +13,7 @@ type Job struct {
 	SkipThin      bool      `json:"skip_thin,omitempty"`     // -i/--skip-thin-image
 	ConvertAgain  bool      `json:"convert_again,omitempty"` // -g/--convert-again: ignore "already converted"
 	SkipPodman    bool      `json:"skip_podman,omitempty"`   // -p/--skip-podman: no podman store entry
+	MultiArch     bool      `json:"multi_arch,omitempty"`    // -m/--multi-arch: every linux platform of an index
 	User          string    `json:"user,omitempty"`          // wishlist "user" (registry login for the thin image)
 	SubmittedAt   time.Time `json:"submitted_at"`
 
@@ -72,6 +73,10 @@ type ImageResolved struct {
 	Job              Job   `json:"job"`
 	Image            Image `json:"image"`
 	AlreadyConverted bool  `json:"already_converted"`
+	// Platforms are the platforms chosen from the index the tag named, when the wish asked
+	// for more than one (-m): each a reference like Image (same name and index, its own
+	// manifest), Image being one of them. Empty for a single image.
+	Platforms []Image `json:"platforms,omitempty"`
 }
 
 // LayerRequested asks an ingester for one layer of an image.
@@ -106,6 +111,10 @@ type ImageFlattened struct {
 	// PodmanSeconds (DUCC's start/end_podman_ingestion lines).
 	Podman        bool    `json:"podman,omitempty"`
 	PodmanSeconds float64 `json:"podman_seconds,omitempty"`
+
+	// Platforms is, for a multi-arch image (-m), every platform's flat tree, the public path
+	// then being a variant symlink through $(CVMFS_ARCH); Image and FlatPath are one of them.
+	Platforms []FlatPlatform `json:"platforms,omitempty"`
 }
 
 // ThinPushed says the thin image was pushed (or skipped on request).
@@ -162,4 +171,11 @@ type ConversionFailed struct {
 	Layer   string  `json:"layer,omitempty"`
 	Error   string  `json:"error"`
 	Seconds float64 `json:"seconds"`
+}
+
+// FlatPlatform is one platform of a multi-arch image in the store.
+type FlatPlatform struct {
+	Image    Image  `json:"image"`
+	FlatPath string `json:"flat_path"` // .flat/xx/<hex>
+	Path     string `json:"path"`      // .multiarch/<arch>[:<variant>]/registry/repo:tag
 }

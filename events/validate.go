@@ -199,7 +199,9 @@ func (l Layer) Validate() error {
 
 func (e *WishSubmitted) Validate() error { return e.Job.Validate() }
 
-func (e *ImageResolved) Validate() error { return all(e.Job.Validate, e.Image.Validate) }
+func (e *ImageResolved) Validate() error {
+	return all(e.Job.Validate, e.Image.Validate, func() error { return checkPlatforms(e.Image, e.Platforms) })
+}
 
 func (e *LayerRequested) Validate() error {
 	return all(e.Job.Validate, e.Image.Validate, func() error { return checkIndex(e.Index, e.Image) }, e.Layer.Validate)
@@ -212,7 +214,7 @@ func (e *LayerIngested) Validate() error {
 }
 
 func (e *ImageFlattened) Validate() error {
-	return all(e.Job.Validate, e.Image.Validate,
+	return all(e.Job.Validate, e.Image.Validate, func() error { return checkFlatPlatforms(e.Image, e.Platforms) },
 		func() error { return checkRel("flat_path", e.FlatPath) },
 		func() error { return checkRel("public_path", e.PublicPath) },
 		func() error { return checkNonNegative("seconds and podman_seconds", e.Seconds, e.PodmanSeconds) })

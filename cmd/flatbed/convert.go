@@ -21,6 +21,7 @@ type convertOpts struct {
 	skipThin      bool
 	convertAgain  bool
 	skipPodman    bool
+	multiArch     bool
 	timeout       time.Duration
 	waitForStages bool
 }
@@ -30,6 +31,7 @@ func (o *convertOpts) flags(cmd *cobra.Command) {
 	f.BoolVarP(&o.skipThin, "skip-thin-image", "i", false, "do not push thin images")
 	f.BoolVarP(&o.convertAgain, "convert-again", "g", false, "convert images the store already holds")
 	f.BoolVarP(&o.skipPodman, "skip-podman", "p", false, "do not list the images in the podman store (podmanStore/)")
+	f.BoolVarP(&o.multiArch, "multi-arch", "m", false, "convert every linux platform of a multi-arch image, each under .multiarch/, the public path a variant symlink through $(CVMFS_ARCH) (default: the host's platform only)")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Hour, "give up waiting for results after this long")
 	f.BoolVar(&o.waitForStages, "wait-for-stages", false, "with --nats: submit the wishes even when some stage has no worker yet, and wait for it (default: fail at once, naming the stage)")
 }

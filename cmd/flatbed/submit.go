@@ -47,7 +47,7 @@ func (s *submission) run(ctx, runCtx context.Context, wl *wishlist.Wishlist, img
 	pending := map[string]string{} // wish id -> image
 	for i, img := range imgs {
 		job := events.Job{WishID: uuid.NewString(), CorrelationID: correlation, Image: img.Ref.String(), CvmfsRepo: wl.CvmfsRepo,
-			SkipThin: o.skipThin, ConvertAgain: o.convertAgain, SkipPodman: o.skipPodman, User: wl.User, SubmittedAt: time.Now().UTC()}
+			SkipThin: o.skipThin, ConvertAgain: o.convertAgain, SkipPodman: o.skipPodman, MultiArch: o.multiArch, User: wl.User, SubmittedAt: time.Now().UTC()}
 		if !o.skipThin {
 			job.ThinImage = thin[i]
 		}

@@ -19,6 +19,7 @@ type Wish struct {
 	ConvertAgain bool   // convert even when the store holds the image already
 	User         string // registry login for pushing the thin image (the wishlist's user)
 	SkipPodman   bool   // do not list the image in the repository's podman store
+	MultiArch    bool   // convert every linux platform of an index (DUCC's -m), not only the host's
 
 	// Outputs names what the wish asks for (events.OutputUnpacked, OutputThin,
 	// OutputRelocated); none means the store and, with ThinImage, the thin image.
@@ -43,7 +44,7 @@ func (c *Client) PublishWish(ctx context.Context, w Wish) (wishID string, err er
 func (c *Client) publish(ctx context.Context, w Wish) (string, uint64, error) {
 	job := events.Job{WishID: w.WishID, CorrelationID: w.CorrelationID, Image: w.Image, CvmfsRepo: w.CvmfsRepo,
 		ThinImage: w.ThinImage, SkipThin: w.ThinImage == "", ConvertAgain: w.ConvertAgain, User: w.User,
-		SkipPodman: w.SkipPodman, Outputs: w.Outputs, RelocatePrefix: w.RelocatePrefix, RelocateNoFlatten: w.RelocateNoFlatten,
+		SkipPodman: w.SkipPodman, MultiArch: w.MultiArch, Outputs: w.Outputs, RelocatePrefix: w.RelocatePrefix, RelocateNoFlatten: w.RelocateNoFlatten,
 		SubmittedAt: time.Now().UTC()}
 	if job.WishID == "" {
 		job.WishID = newID()

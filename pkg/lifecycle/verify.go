@@ -30,6 +30,20 @@ type Record struct {
 	// what the resolver compares a HEAD of the name with.
 	ManifestDigest string `json:"manifest_digest,omitempty"`
 	IndexDigest    string `json:"index_digest,omitempty"`
+	// Platform is the platform the manifest was picked for from that index (os/arch[/variant]).
+	Platform string `json:"platform,omitempty"`
+	// Platforms are, in the record of a multi-arch image (-m; manifest.json is then the index
+	// and the public path a variant symlink), the platforms converted, each recorded under
+	// .metadata/.multiarch/<dir>/<name> and linked from .multiarch/<dir>/<name>.
+	Platforms []PlatformRecord `json:"platforms,omitempty"`
+}
+
+// PlatformRecord is one platform of a multi-arch image, in its Record.
+type PlatformRecord struct {
+	Platform       string `json:"platform"` // os/arch[/variant]
+	Dir            string `json:"dir"`      // <arch>[:<variant>], its .multiarch directory
+	ManifestDigest string `json:"manifest_digest"`
+	ConfigDigest   string `json:"config_digest"`
 }
 
 // ReadRecord reads the record of image name (nil, nil when there is none).

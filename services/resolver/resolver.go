@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -86,30 +87,38 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	}
 	// Registry faults are retried inside Do, up to the registry timeout; what it returns is
 	// final (or the process stopping).
-	var desc *events.Description
+	var res *resolution
 	var done bool
 	err = s.registry().Do(ctx, func(ro []remote.Option) error {
 		if unpack && !job.ConvertAgain {
 			// One HEAD, and no GET while the image is the one the store holds.
-			img, same, err := unchanged(st, ref, ro)
+			r, same, err := unchanged(st, ref, ro, job.MultiArch)
 			if err != nil {
 				return err
 			}
 			if same {
-				desc, done = &events.Description{Image: img}, true
+				res, done = r, true
 				return nil
 			}
 		}
-		d, remoteImg, err := fetch(ref, ro, maxLayers)
+		r, err := fetch(ref, ro, maxLayers, job.MultiArch)
 		if err != nil {
 			return err
 		}
 		// "Already converted" is the unpacked output's shortcut: a relocation is done anyway.
-		desc, done = d, unpack && !job.ConvertAgain && converted(st, &d.Image)
+		res, done = r, unpack && !job.ConvertAgain && converted(st, r)
 		if done || !unpack {
 			return nil
 		}
-		return withConfig(ref, remoteImg, desc)
+		for i, d := range r.Descs {
+			if err := withConfig(ref, r.Images[i], d); err != nil {
+				if r.Multi {
+					err = fmt.Errorf("platform %s: %w", d.Image.Platform, err)
+				}
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -117,21 +126,40 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		}
 		return events.Permanent(err)
 	}
-	img := desc.Image
+	img := res.Descs[res.Primary].Image
+	var platforms []events.Image
+	if res.Multi {
+		for _, d := range res.Descs {
+			platforms = append(platforms, d.Image)
+		}
+	}
 	if unpack && !done {
 		// Stored before any event names it: every later stage reads it from there.
-		if err := s.Descriptions.Put(ctx, desc); err != nil {
-			return err
+		for _, d := range res.Descs {
+			if err := s.Descriptions.Put(ctx, d); err != nil {
+				return err
+			}
+		}
+		if res.Multi {
+			idx, ok := s.Descriptions.(events.Indexes)
+			if !ok {
+				return events.Permanent(fmt.Errorf("image %s: the description store cannot keep an index, which -m/--multi-arch needs", job.Image))
+			}
+			if err := idx.PutIndex(ctx, img.IndexDigest, res.Index); err != nil {
+				return err
+			}
 		}
 	}
 	if done && job.PushesThin() {
 		// The thin pusher checks the thin image of an image already converted (thin.go).
-		if err := s.keepDescription(ctx, st, ref, desc.Image, desc.Manifest); err != nil {
-			return err
+		for _, d := range res.Descs {
+			if err := s.keepDescription(ctx, st, ref, d.Image, d.Manifest); err != nil {
+				return err
+			}
 		}
 	}
 	env, err := events.New(events.ImageResolvedType, source, events.ID(events.ImageResolvedType, job.WishID, img.Digest), job, job.Image,
-		events.ImageResolved{Job: job, Image: img, AlreadyConverted: done})
+		events.ImageResolved{Job: job, Image: img, AlreadyConverted: done, Platforms: platforms})
 	if err != nil {
 		return err
 	}
@@ -139,21 +167,28 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		return err
 	}
 	if done {
-		log.Info("already converted", "config", img.ConfigDigest)
+		log.Info("already converted", "config", img.ConfigDigest, "platforms", len(platforms))
 		return nil
 	}
-	log.Info("resolved", "digest", img.Digest, "config", img.ConfigDigest, "layers", img.LayerCount, "outputs", job.Outputs)
+	if len(res.Skipped) > 0 {
+		log.Info("the tag names an index: converting this host's platform only (-m/--multi-arch converts every one)",
+			"platform", img.Platform, "skipped", strings.Join(res.Skipped, ", "))
+	}
+	log.Info("resolved", "digest", img.Digest, "config", img.ConfigDigest, "layers", img.LayerCount, "platforms", len(platforms), "outputs", job.Outputs)
 	if !unpack {
 		return nil // no layer is wanted
 	}
-	for i, l := range desc.Layers {
-		env, err := events.New(events.LayerRequestedType, source, events.ID(events.LayerRequestedType, job.WishID, img.Digest, l.Digest, fmt.Sprint(i)), job, job.Image,
-			events.LayerRequested{Job: job, Image: img, Index: i, Layer: l})
-		if err != nil {
-			return err
-		}
-		if err := s.Bus.Publish(ctx, env); err != nil {
-			return err
+	for _, desc := range res.Descs {
+		img := desc.Image
+		for i, l := range desc.Layers {
+			env, err := events.New(events.LayerRequestedType, source, events.ID(events.LayerRequestedType, job.WishID, img.Digest, l.Digest, fmt.Sprint(i)), job, job.Image,
+				events.LayerRequested{Job: job, Image: img, Index: i, Layer: l})
+			if err != nil {
+				return err
+			}
+			if err := s.Bus.Publish(ctx, env); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -169,9 +204,14 @@ func (s *Service) registry() *registry.Client {
 }
 
 // converted says the store already holds this image under its name: the recorded manifest
-// names the same config, and the flat tree and the public path exist. The store, not the
-// bus, is the source of truth.
-func converted(st *store.Store, img *events.Image) bool {
+// names the same config, and the flat tree and the public path exist; for a multi-arch image
+// (-m), the recorded index is the one read and every chosen platform is in place. The store,
+// not the bus, is the source of truth.
+func converted(st *store.Store, r *resolution) bool {
+	if r.Multi {
+		return convertedMulti(st, r)
+	}
+	img := &r.Descs[0].Image
 	cfg, err := store.ReadManifestConfig(st.ManifestPath(img.Name))
 	if err != nil || cfg != img.ConfigDigest {
 		return false
@@ -179,10 +219,9 @@ func converted(st *store.Store, img *events.Image) bool {
 	return published(st, img)
 }
 
-// published says the flat tree of img's config, every layer its stored manifest lists and its
-// public path exist.
+// published says the flat tree of img's config and its public path exist.
 func published(st *store.Store, img *events.Image) bool {
-	if !st.HasFlat(img.ConfigDigest) || !layersIntact(st, img) {
+	if !st.HasFlat(img.ConfigDigest) {
 		return false
 	}
 	_, err := os.Lstat(st.PublicPath(img.Name))

@@ -14,6 +14,7 @@ import (
 	"flatbed.dev/events"
 	"flatbed.dev/pkg/imageref"
 	"flatbed.dev/pkg/lifecycle"
+	"flatbed.dev/pkg/multiarch"
 	"flatbed.dev/pkg/registry"
 	"flatbed.dev/pkg/store"
 )
@@ -26,37 +27,50 @@ import (
 // counts against pull limits (Docker Hub), and it is not made at all for a name pinned to a
 // digest. When nothing is recorded, or the HEAD fails for good, unchanged says no and the GET
 // that follows says why; a temporary fault is returned for Do to try again.
-func unchanged(st *store.Store, ref imageref.Ref, ro []remote.Option) (events.Image, bool, error) {
+func unchanged(st *store.Store, ref imageref.Ref, ro []remote.Option, multi bool) (*resolution, bool, error) {
+	if multi {
+		return unchangedMulti(st, ref, ro)
+	}
 	img, rec, ok := recorded(st, ref)
 	if !ok {
-		return events.Image{}, false, nil
+		return nil, false, nil
 	}
-	digest := ref.Digest
-	if digest == "" {
-		gref, err := ref.GGCR()
-		if err != nil {
-			return events.Image{}, false, err
-		}
-		d, err := remote.Head(gref, ro...)
-		if registry.Temporary(err) {
-			return events.Image{}, false, err
-		}
-		if err != nil {
-			return events.Image{}, false, nil
-		}
-		digest = d.Digest.String()
+	digest, ok, err := tagDigest(ref, ro)
+	if err != nil || !ok {
+		return nil, false, err
 	}
 	switch {
 	case digest == img.Digest:
 	case rec != nil && digest == rec.IndexDigest && rec.ManifestDigest == img.Digest:
-		img.IndexDigest, img.Platform = digest, DefaultPlatform.String()
+		img.IndexDigest, img.Platform = digest, cmp.Or(rec.Platform, multiarch.String(Host))
 	default:
-		return events.Image{}, false, nil
+		return nil, false, nil
 	}
 	if img.Validate() != nil {
-		return events.Image{}, false, nil
+		return nil, false, nil
 	}
-	return img, true, nil
+	return &resolution{Descs: []*events.Description{{Image: img}}}, true, nil
+}
+
+// tagDigest is the digest the registry names for ref now: one HEAD of its tag, none for a
+// name pinned to a digest. ok is false when the HEAD failed for good (the GET that follows
+// says why); a temporary fault is returned for Do to try again.
+func tagDigest(ref imageref.Ref, ro []remote.Option) (string, bool, error) {
+	if ref.Digest != "" {
+		return ref.Digest, true, nil
+	}
+	gref, err := ref.GGCR()
+	if err != nil {
+		return "", false, err
+	}
+	d, err := remote.Head(gref, ro...)
+	if registry.Temporary(err) {
+		return "", false, err
+	}
+	if err != nil {
+		return "", false, nil
+	}
+	return d.Digest.String(), true, nil
 }
 
 // recorded is what the store records of ref's name when it holds a converted image there:
