@@ -219,9 +219,10 @@ func converted(st *store.Store, r *resolution) bool {
 	return published(st, img)
 }
 
-// published says the flat tree of img's config and its public path exist.
+// published says the flat tree of img's config, every layer its stored manifest lists and its
+// public path exist.
 func published(st *store.Store, img *events.Image) bool {
-	if !st.HasFlat(img.ConfigDigest) {
+	if !st.HasFlat(img.ConfigDigest) || !layersIntact(st, img) {
 		return false
 	}
 	_, err := os.Lstat(st.PublicPath(img.Name))
