@@ -10,6 +10,7 @@ func Consumers() map[string][]string {
 		"flattener":  {LayerIngestedType},
 		"thinpusher": {ImageFlattenedType, ImageResolvedType}, // image.resolved: thin images of images already converted
 		"relocator":  {ImageResolvedType},
-		"notifier":   {ImageResolvedType, LayerIngestedType, ImageFlattenedType, ThinPushedType, ImageRelocatedType, ImageFailedType},
+		"lazy":       {ImageResolvedType},
+		"notifier":   {ImageResolvedType, LayerIngestedType, ImageFlattenedType, ThinPushedType, ImageRelocatedType, ImageLazifiedType, ImageFailedType},
 	}
 }

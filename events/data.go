@@ -25,6 +25,16 @@ type Job struct {
 	// it instead of duffle's flat name.
 	RelocatePrefix    string `json:"relocate_prefix,omitempty"`
 	RelocateNoFlatten bool   `json:"relocate_no_flatten,omitempty"`
+
+	// The lazy output (OutputLazy): LazyImage is where the converted image goes,
+	// "[scheme://]registry/repository[:tag]"; LazyFormat the format (estargz, zstd-chunked);
+	// LazyOCI writes OCI media types; LazyReferrer pushes the converted manifests with a
+	// subject naming the original; LazyPrioritized lists the files eStargz puts first.
+	LazyImage       string   `json:"lazy_image,omitempty"`
+	LazyFormat      string   `json:"lazy_format,omitempty"`
+	LazyOCI         bool     `json:"lazy_oci,omitempty"`
+	LazyReferrer    bool     `json:"lazy_referrer,omitempty"`
+	LazyPrioritized []string `json:"lazy_prioritized,omitempty"`
 }
 
 // Layer is one layer of a resolved image.
@@ -162,6 +172,7 @@ type ConversionCompleted struct {
 	AlreadyConverted bool    `json:"already_converted"`
 	Seconds          float64 `json:"seconds"`             // since the wish was submitted
 	Relocated        string  `json:"relocated,omitempty"` // the relocated output, registry/repository[:tag]@digest
+	Lazy             string  `json:"lazy,omitempty"`      // the lazy output, registry/repository[:tag]@digest
 }
 
 // ConversionFailed is the end of a wish that did not convert.

@@ -15,9 +15,9 @@ const (
 	OutputRelocated = "relocated" // a byte-for-byte copy under Job.RelocatePrefix
 )
 
-// KnownOutputs lists the outputs a wish may name. The spec's exported and lazy outputs have no
-// stage yet: a wish naming them is refused rather than left waiting for ever.
-var KnownOutputs = []string{OutputUnpacked, OutputThin, OutputRelocated}
+// KnownOutputs lists the outputs a wish may name. The spec's exported output has no stage
+// yet: a wish naming them is refused rather than left waiting for ever.
+var KnownOutputs = []string{OutputUnpacked, OutputThin, OutputRelocated, OutputLazy}
 
 // maxPrefixBytes bounds Job.RelocatePrefix: a relocated name has at most 255 characters
 // (docker's limit), and the prefix may add a scheme.
@@ -50,6 +50,9 @@ func (j Job) checkOutputs() error {
 			return fmt.Errorf("job.outputs: %q is named twice", o)
 		}
 		seen[o] = true
+	}
+	if err := j.checkLazy(); err != nil {
+		return err
 	}
 	if j.Wants(OutputThin) && !j.Wants(OutputUnpacked) {
 		return fmt.Errorf("job.outputs: %s needs %s (the thin image points into the store)", OutputThin, OutputUnpacked)

@@ -45,6 +45,7 @@ func Salvage(data []byte, wishID, correlationID, subject string) (job Job, img *
 	if j.checkOutputs() == nil {
 		// The notifier ends the wish by the outputs it asked for.
 		job.Outputs, job.RelocatePrefix, job.RelocateNoFlatten = j.Outputs, j.RelocatePrefix, j.RelocateNoFlatten
+		job.LazyImage, job.LazyFormat, job.LazyOCI, job.LazyReferrer, job.LazyPrioritized = j.LazyImage, j.LazyFormat, j.LazyOCI, j.LazyReferrer, j.LazyPrioritized
 	}
 	var i Image
 	if json.Unmarshal(loose.Image, &i) == nil && i.Validate() == nil {

@@ -42,6 +42,7 @@ func Types() map[string]any {
 		ImageFlattenedType:      &ImageFlattened{},
 		ThinPushedType:          &ThinPushed{},
 		ImageRelocatedType:      &ImageRelocated{},
+		ImageLazifiedType:       &ImageLazified{},
 		ImageFailedType:         &ImageFailed{},
 		ConversionCompletedType: &ConversionCompleted{},
 		ConversionFailedType:    &ConversionFailed{},

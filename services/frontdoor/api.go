@@ -262,7 +262,7 @@ func (s *Service) reachable(ctx context.Context, ref imageref.Ref) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	ctx = registry.ContextWithScheme(ctx, ref.Scheme, ref.Registry)
 	return s.reg.Do(ctx, func(ro []remote.Option) error {

@@ -107,6 +107,12 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 			return err
 		}
 		return s.ended(ctx, in.Job, events.OutputRelocated, events.ConversionCompleted{Image: in.Image, Relocated: in.Target})
+	case events.ImageLazifiedType:
+		var in events.ImageLazified
+		if err := d.Decode(&in); err != nil {
+			return err
+		}
+		return s.ended(ctx, in.Job, events.OutputLazy, events.ConversionCompleted{Image: in.Image, Lazy: in.Target})
 	case events.ImageFailedType:
 		var in events.ImageFailed
 		if err := d.Decode(&in); err != nil {
@@ -128,7 +134,7 @@ func (s *Service) completed(ctx context.Context, job events.Job, c events.Conver
 		return err
 	}
 	s.Log.Info("conversion completed", "wish", job.WishID, "image", job.Image, "public_path", c.PublicPath, "already_converted", c.AlreadyConverted,
-		"relocated", c.Relocated)
+		"relocated", c.Relocated, "lazy", c.Lazy)
 	return s.Bus.Publish(ctx, env)
 }
 
