@@ -11,6 +11,7 @@ func Consumers() map[string][]string {
 		"thinpusher": {ImageFlattenedType, ImageResolvedType}, // image.resolved: thin images of images already converted
 		"relocator":  {ImageResolvedType},
 		"lazy":       {ImageResolvedType},
-		"notifier":   {ImageResolvedType, LayerIngestedType, ImageFlattenedType, ThinPushedType, ImageRelocatedType, ImageLazifiedType, ImageFailedType},
+		"exporter":   {ImageResolvedType},
+		"notifier":   {ImageResolvedType, ImageExportedType, LayerIngestedType, ImageFlattenedType, ThinPushedType, ImageRelocatedType, ImageLazifiedType, ImageFailedType},
 	}
 }

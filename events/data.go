@@ -35,6 +35,12 @@ type Job struct {
 	LazyOCI         bool     `json:"lazy_oci,omitempty"`
 	LazyReferrer    bool     `json:"lazy_referrer,omitempty"`
 	LazyPrioritized []string `json:"lazy_prioritized,omitempty"`
+
+	// The exported output (OutputExported): ExportRemote is the registry-less remote,
+	// dir:///PATH or s3://BUCKET[/PREFIX][?region=R&endpoint=URL], never with credentials;
+	// ExportCompress "zstd" keeps layers recompressed there.
+	ExportRemote   string `json:"export_remote,omitempty"`
+	ExportCompress string `json:"export_compress,omitempty"`
 }
 
 // Layer is one layer of a resolved image.
@@ -173,6 +179,7 @@ type ConversionCompleted struct {
 	Seconds          float64 `json:"seconds"`             // since the wish was submitted
 	Relocated        string  `json:"relocated,omitempty"` // the relocated output, registry/repository[:tag]@digest
 	Lazy             string  `json:"lazy,omitempty"`      // the lazy output, registry/repository[:tag]@digest
+	Exported         string  `json:"exported,omitempty"`  // the exported output on Job.ExportRemote, registry/repository[:tag]@digest
 }
 
 // ConversionFailed is the end of a wish that did not convert.

@@ -15,9 +15,9 @@ const (
 	OutputRelocated = "relocated" // a byte-for-byte copy under Job.RelocatePrefix
 )
 
-// KnownOutputs lists the outputs a wish may name. The spec's exported output has no stage
-// yet: a wish naming them is refused rather than left waiting for ever.
-var KnownOutputs = []string{OutputUnpacked, OutputThin, OutputRelocated, OutputLazy}
+// KnownOutputs lists the outputs a wish may name; a wish naming another is refused rather
+// than left waiting for ever.
+var KnownOutputs = []string{OutputUnpacked, OutputThin, OutputRelocated, OutputLazy, OutputExported}
 
 // maxPrefixBytes bounds Job.RelocatePrefix: a relocated name has at most 255 characters
 // (docker's limit), and the prefix may add a scheme.
@@ -50,6 +50,9 @@ func (j Job) checkOutputs() error {
 			return fmt.Errorf("job.outputs: %q is named twice", o)
 		}
 		seen[o] = true
+	}
+	if err := j.checkExport(); err != nil {
+		return err
 	}
 	if err := j.checkLazy(); err != nil {
 		return err

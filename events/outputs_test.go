@@ -60,7 +60,7 @@ func TestJobOutputsValidate(t *testing.T) {
 		mutate func(j *events.Job)
 		want   string
 	}{
-		"unknown output":           {func(j *events.Job) { j.Outputs = []string{"relocated", "exported"} }, `"exported" is not an output`},
+		"unknown output":           {func(j *events.Job) { j.Outputs = []string{"relocated", "pushed"} }, `"pushed" is not an output`},
 		"output twice":             {func(j *events.Job) { j.Outputs = []string{"relocated", "relocated"} }, "named twice"},
 		"thin without unpacked":    {func(j *events.Job) { j.Outputs = []string{"thin"} }, "thin needs unpacked"},
 		"unpacked, no repository":  {func(j *events.Job) { j.Outputs = []string{"unpacked", "relocated"} }, "job.cvmfs_repo"},
@@ -130,7 +130,7 @@ func TestSalvageKeepsOutputs(t *testing.T) {
 		t.Errorf("Salvage = %+v, %v", job, ok)
 	}
 	bad := relocateJob()
-	bad.Outputs = []string{"exported"}
+	bad.Outputs = []string{"pushed"}
 	data, _ = json.Marshal(events.ImageRelocated{Job: bad})
 	if job, _, _ := events.Salvage(data, "", "", ""); job.Outputs != nil || job.RelocatePrefix != "" {
 		t.Errorf("Salvage kept outputs that are not valid: %+v", job)

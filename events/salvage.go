@@ -46,6 +46,7 @@ func Salvage(data []byte, wishID, correlationID, subject string) (job Job, img *
 		// The notifier ends the wish by the outputs it asked for.
 		job.Outputs, job.RelocatePrefix, job.RelocateNoFlatten = j.Outputs, j.RelocatePrefix, j.RelocateNoFlatten
 		job.LazyImage, job.LazyFormat, job.LazyOCI, job.LazyReferrer, job.LazyPrioritized = j.LazyImage, j.LazyFormat, j.LazyOCI, j.LazyReferrer, j.LazyPrioritized
+		job.ExportRemote, job.ExportCompress = j.ExportRemote, j.ExportCompress
 	}
 	var i Image
 	if json.Unmarshal(loose.Image, &i) == nil && i.Validate() == nil {

@@ -43,6 +43,7 @@ func Types() map[string]any {
 		ThinPushedType:          &ThinPushed{},
 		ImageRelocatedType:      &ImageRelocated{},
 		ImageLazifiedType:       &ImageLazified{},
+		ImageExportedType:       &ImageExported{},
 		ImageFailedType:         &ImageFailed{},
 		ConversionCompletedType: &ConversionCompleted{},
 		ConversionFailedType:    &ConversionFailed{},

@@ -255,6 +255,7 @@ func (e *ConversionCompleted) Validate() error {
 		func() error { return checkRel("public_path", e.PublicPath) },
 		func() error { return checkImageText("thin_image", e.ThinImage, false) },
 		func() error { return checkOptionalDigest("thin_digest", e.ThinDigest) },
+		func() error { return checkPinned("exported", e.Exported, false) },
 		func() error { return checkPinned("relocated", e.Relocated, false) },
 		func() error { return checkPinned("lazy", e.Lazy, false) })
 }

@@ -53,7 +53,7 @@ func (s *Service) ended(ctx context.Context, job events.Job, output string, c ev
 // the unpacked output (thin.pushed), so it is not awaited on its own.
 func awaitedOutputs(job events.Job) []string {
 	var out []string
-	for _, o := range []string{events.OutputUnpacked, events.OutputRelocated, events.OutputLazy} {
+	for _, o := range []string{events.OutputUnpacked, events.OutputRelocated, events.OutputLazy, events.OutputExported} {
 		if job.Wants(o) {
 			out = append(out, o)
 		}
@@ -71,7 +71,7 @@ func merge(all *events.ConversionCompleted, part events.ConversionCompleted) {
 		src string
 	}{
 		{&all.FlatPath, part.FlatPath}, {&all.PublicPath, part.PublicPath}, {&all.ThinImage, part.ThinImage},
-		{&all.ThinDigest, part.ThinDigest}, {&all.Relocated, part.Relocated}, {&all.Lazy, part.Lazy},
+		{&all.ThinDigest, part.ThinDigest}, {&all.Relocated, part.Relocated}, {&all.Lazy, part.Lazy}, {&all.Exported, part.Exported},
 	} {
 		if f.src != "" {
 			*f.dst = f.src

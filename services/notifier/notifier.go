@@ -113,6 +113,12 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 			return err
 		}
 		return s.ended(ctx, in.Job, events.OutputLazy, events.ConversionCompleted{Image: in.Image, Lazy: in.Target})
+	case events.ImageExportedType:
+		var in events.ImageExported
+		if err := d.Decode(&in); err != nil {
+			return err
+		}
+		return s.ended(ctx, in.Job, events.OutputExported, events.ConversionCompleted{Image: in.Image, Exported: in.Reference})
 	case events.ImageFailedType:
 		var in events.ImageFailed
 		if err := d.Decode(&in); err != nil {
@@ -134,7 +140,7 @@ func (s *Service) completed(ctx context.Context, job events.Job, c events.Conver
 		return err
 	}
 	s.Log.Info("conversion completed", "wish", job.WishID, "image", job.Image, "public_path", c.PublicPath, "already_converted", c.AlreadyConverted,
-		"relocated", c.Relocated, "lazy", c.Lazy)
+		"relocated", c.Relocated, "lazy", c.Lazy, "exported", c.Exported)
 	return s.Bus.Publish(ctx, env)
 }
 
