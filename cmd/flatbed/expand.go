@@ -21,7 +21,11 @@ func expandWildcards(ctx context.Context, g *globals, wl *wishlist.Wishlist) ([]
 			return nil, err
 		}
 		ctx = registry.ContextWithScheme(ctx, r.Scheme, r.Registry)
-		tags, err := registry.Tags(ctx, repo, registry.WithTimeout(g.registryWait))
+		opts, err := g.registryOptions()
+		if err != nil {
+			return nil, err
+		}
+		tags, err := registry.Tags(ctx, repo, opts...)
 		if err != nil {
 			return nil, registry.Explain(err)
 		}

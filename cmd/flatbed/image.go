@@ -45,7 +45,11 @@ func newDownloadManifest(g *globals) *cobra.Command {
 				return &exitError{exitSomeFailed, err}
 			}
 			ctx := registry.ContextWithScheme(cmd.Context(), r.Scheme, r.Registry) // the image's scheme only
-			desc, err := remote.Get(ref, registry.Options(ctx)...)
+			opts, err := g.registryOptions()
+			if err != nil {
+				return err
+			}
+			desc, err := remote.Get(ref, registry.Options(ctx, opts...)...)
 			if err != nil {
 				return &exitError{exitSomeFailed, fmt.Errorf("fetching the manifest of %s: %w", r, err)}
 			}

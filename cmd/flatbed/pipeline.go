@@ -19,7 +19,6 @@ import (
 
 	"flatbed.dev/events/bus"
 	"flatbed.dev/pkg/notification"
-	"flatbed.dev/pkg/registry"
 	"flatbed.dev/services/flattener"
 	"flatbed.dev/services/frontdoor"
 	"flatbed.dev/services/ingester"
@@ -138,7 +137,10 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 	if err != nil {
 		return err
 	}
-	reg := []registry.Option{registry.WithTimeout(g.registryWait)}
+	reg, err := g.registryOptions()
+	if err != nil {
+		return err
+	}
 	switch name {
 	case resolver.Name:
 		return (&resolver.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts, MaxLayers: g.maxLayers, Descriptions: descs}).Register(ctx, b)

@@ -122,7 +122,11 @@ func (o *relocateOpts) check(refs []string) error {
 
 // relocateHere relocates a bundle or from a layout in this process, with pkg/relocate alone.
 func relocateHere(ctx context.Context, g *globals, o *relocateOpts, refs []string, out io.Writer) error {
-	opts := []relocate.Option{relocate.WithRegistry(registry.WithTimeout(g.registryWait))}
+	reg, rerr := g.registryOptions()
+	if rerr != nil {
+		return rerr
+	}
+	opts := []relocate.Option{relocate.WithRegistry(reg...)}
 	if o.fromLayout != "" {
 		opts = append(opts, relocate.FromLayout(layout.Path(o.fromLayout)))
 		if o.bundle == "" && len(refs) == 0 {

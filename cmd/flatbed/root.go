@@ -27,6 +27,7 @@ type globals struct {
 	maxAttempts  int
 	retryBase    time.Duration
 	registryWait time.Duration
+	registryTLS  registry.TLS // --insecure, --root-ca
 	replicas     int
 	streamMax    int64
 	maxLayer     int64
@@ -49,6 +50,9 @@ func newRoot() *cobra.Command {
 			}
 			g.log = newLogger(g.verbose)
 			slog.SetDefault(g.log)
+			if _, err := g.registryOptions(); err != nil { // a --root-ca that cannot be read
+				return err
+			}
 			if g.natsURL != "" && connectsToNATS[cmd.Name()] {
 				return waitForNATS(cmd.Context(), g.log, g.natsURL, g.natsWait)
 			}
@@ -70,6 +74,8 @@ func newRoot() *cobra.Command {
 	f.IntVar(&g.replicas, "stream-replicas", 0, "replicas of the JetStream streams and lease bucket (0: 3 in a cluster, else 1)")
 	f.Int64Var(&g.streamMax, "stream-max-bytes", 0, "limit of the pipeline stream (0: the embedded server's share of the --state-dir file system; with --nats, the stream's limit as it is, 8 GiB for a new one)")
 	f.DurationVar(&g.retryBase, "retry-base", time.Second, "first redelivery delay after a failed step (doubles up to 30s)")
+	f.BoolVar(&g.registryTLS.Insecure, "insecure", false, "don't verify registries' certificate chain and host name (every stage that talks to registries)")
+	f.StringArrayVar(&g.registryTLS.RootCAs, "root-ca", nil, "PEM file of a CA trusted for registries' certificates besides the system's (repeatable)")
 	f.DurationVar(&g.registryWait, "registry-timeout", registry.DefaultTimeout, "how long a stage may retry an image's registry faults (refused, reset, stalled, busy), from the first, before the image fails")
 	root.AddCommand(newRelocate(g))
 	root.AddCommand(newWatch(g))

@@ -16,24 +16,31 @@ import (
 )
 
 // Registry is a docker-registry (distribution v2.8) process serving plain
-// http on a loopback port, with its storage in a test temp dir.
+// http (https WithTLS) on a loopback port, with its storage in a test temp dir.
 type Registry struct {
 	Host      string // "127.0.0.1:port"
 	Dir       string // storage root directory
 	AccessLog string // file with the access log (the process' stdout)
 	ServerLog string // file with the server log (the process' stderr)
 
-	cmd   *exec.Cmd
-	syncs atomic.Int64
-	stop  func()
+	cmd    *exec.Cmd
+	syncs  atomic.Int64
+	stop   func()
+	tls    *TLSFiles    // nil: plain http
+	client *http.Client // the harness' own requests (readiness, access log markers)
 }
 
 // Stop kills the registry now (it is killed at the end of the test otherwise): what still
 // works afterwards needed nothing from it.
 func (r *Registry) Stop() { r.stop() }
 
-// URL returns "http://" + Host.
-func (r *Registry) URL() string { return "http://" + r.Host }
+// URL returns "http://" + Host, or "https://" + Host for a registry started WithTLS.
+func (r *Registry) URL() string {
+	if r.tls != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
+}
 
 const registryConfig = `version: 0.1
 log:
@@ -58,12 +65,12 @@ http:
 // config.yml") and waits until GET /v2/ answers; the process is killed on
 // t.Cleanup. Without docker-registry installed the test is skipped, or fails
 // when env CI is set.
-func StartRegistry(t testing.TB) *Registry {
+func StartRegistry(t testing.TB, opts ...RegistryOption) *Registry {
 	t.Helper()
 	bin := requireTool(t, "docker-registry", "docker-registry")
 	var last error
 	for attempt := 0; attempt < 3; attempt++ {
-		r, err := startRegistry(t, bin)
+		r, err := startRegistry(t, bin, opts)
 		if err == nil {
 			return r
 		}
@@ -73,7 +80,7 @@ func StartRegistry(t testing.TB) *Registry {
 	return nil
 }
 
-func startRegistry(t testing.TB, bin string) (*Registry, error) {
+func startRegistry(t testing.TB, bin string, opts []RegistryOption) (*Registry, error) {
 	dir := t.TempDir()
 	host, err := freePort()
 	if err != nil {
@@ -84,9 +91,18 @@ func startRegistry(t testing.TB, bin string) (*Registry, error) {
 		Dir:       filepath.Join(dir, "storage"),
 		AccessLog: filepath.Join(dir, "access.log"),
 		ServerLog: filepath.Join(dir, "registry.log"),
+		client:    &http.Client{Timeout: time.Second},
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	config := fmt.Sprintf(registryConfig, r.Dir, host)
+	if r.tls != nil {
+		config += r.tls.config()
+		r.client.Transport = r.tls.transport()
 	}
 	cfg := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(registryConfig, r.Dir, host)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
 		return nil, err
 	}
 	stdout, err := os.Create(r.AccessLog)
@@ -111,7 +127,7 @@ func startRegistry(t testing.TB, bin string) (*Registry, error) {
 		<-exited
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	client := &http.Client{Timeout: time.Second}
+	client := r.client
 	for {
 		select {
 		case err := <-exited:
@@ -157,7 +173,7 @@ var errNoSync = errors.New("sync request not in the access log")
 // the marker was sent are logged by the time the marker is.
 func (r *Registry) sync() ([]byte, error) {
 	marker := fmt.Sprintf("%s=%d", syncParam, r.syncs.Add(1))
-	resp, err := http.Get(r.URL() + "/v2/?" + marker)
+	resp, err := r.client.Get(r.URL() + "/v2/?" + marker)
 	if err != nil {
 		return nil, err
 	}

@@ -126,7 +126,7 @@ func TestTLSCertificateNotTrusted(t *testing.T) {
 	if Temporary(err) {
 		t.Errorf("Temporary(%v) = true, want false: the certificate will not become trusted by itself", err)
 	}
-	wantReason(t, err, "the TLS certificate of example.com:443 is signed by an unknown authority", "update-ca-certificates", "http://")
+	wantReason(t, err, "the TLS certificate of example.com:443 is not trusted (signed by an unknown authority)", "--root-ca FILE", "update-ca-certificates", "http://")
 	if took > 1500*time.Millisecond {
 		t.Errorf("took %s: an untrusted certificate was retried", took)
 	}

@@ -79,10 +79,10 @@ func certificateReason(err error, host string) string {
 	var ua x509.UnknownAuthorityError
 	var he x509.HostnameError
 	var ci x509.CertificateInvalidError
-	const trust = "add the CA that signed it to the system's trust store (/usr/local/share/ca-certificates, then update-ca-certificates)"
+	const trust = "pass the CA that signed it with --root-ca FILE (or skip the check with --insecure), or add it to the system's trust store (/usr/local/share/ca-certificates, then update-ca-certificates)"
 	switch {
 	case errors.As(err, &ua):
-		return fmt.Sprintf("the TLS certificate of %s is signed by an unknown authority: %s, or name the image with http:// if the registry also serves plain HTTP", host, trust)
+		return fmt.Sprintf("the TLS certificate of %s is not trusted (signed by an unknown authority): %s, or name the image with http:// if the registry also serves plain HTTP", host, trust)
 	case errors.As(err, &he):
 		return fmt.Sprintf("the TLS certificate of %s is not valid for that name (%v): use a name the certificate is for", host, he)
 	case errors.As(err, &ci):
