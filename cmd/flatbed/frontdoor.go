@@ -17,16 +17,17 @@ import (
 	"github.com/spf13/pflag"
 
 	"flatbed.dev/events/bus"
-	"flatbed.dev/pkg/registry"
 	"flatbed.dev/pkg/wishlist"
 	"flatbed.dev/services/frontdoor"
 )
 
 // frontdoorFlags are serve's settings of the front door.
 type frontdoorFlags struct {
-	addr      string
-	tokenFile string
-	wishlist  string
+	addr       string
+	tokenFile  string
+	wishlist   string
+	notifyURL  string
+	notifyMode string
 }
 
 // front holds serve's front-door flags (serve is the one command that runs the front door).
@@ -35,6 +36,8 @@ var front frontdoorFlags
 func addFrontdoorFlags(f *pflag.FlagSet) {
 	f.StringVar(&front.addr, "http-addr", frontdoor.DefaultAddr, "address of the front door's HTTP API, webhooks and status page (loopback by default)")
 	f.StringVar(&front.tokenFile, "token-file", "", "file holding the front door's bearer token, made with a random one when missing (default <state-dir>/frontdoor.token)")
+	f.StringVar(&front.notifyURL, "notify-url", "", "post every conversion result (conversion.completed, conversion.failed) to this URL as a CloudEvent, retried with back-off until taken (a durable consumer: receiver outages and restarts lose nothing)")
+	f.StringVar(&front.notifyMode, "notify-mode", "structured", "CloudEvents HTTP mode of --notify-url: structured (application/cloudevents+json) or binary (ce- headers)")
 	f.StringVar(&front.wishlist, "webhook-wishlist", "", "DUCC wishlist whose inputs (globs allowed) say which pushed images registry webhooks turn into wishes, with its cvmfs_repo and output_format")
 }
 
@@ -48,8 +51,11 @@ func registerFrontdoor(ctx context.Context, g *globals, b *bus.Bus, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	s := &frontdoor.Service{Bus: b, Log: log, Token: token, Registry: []registry.Option{registry.WithTimeout(g.registryWait)},
-		Metrics: frontdoor.NewMetrics(prometheus.DefaultRegisterer)}
+	reg, err := g.registryOptions()
+	if err != nil {
+		return err
+	}
+	s := &frontdoor.Service{Bus: b, Log: log, Token: token, Registry: reg, Metrics: frontdoor.NewMetrics(prometheus.DefaultRegisterer)}
 	if front.wishlist != "" {
 		f, err := wishlist.LoadFilter(front.wishlist)
 		if err != nil {
@@ -57,8 +63,20 @@ func registerFrontdoor(ctx context.Context, g *globals, b *bus.Bus, log *slog.Lo
 		}
 		s.Filter = f
 	}
+	if front.notifyMode != "structured" && front.notifyMode != "binary" {
+		return &exitError{exitUsage, fmt.Errorf("--notify-mode %q: choose structured or binary", front.notifyMode)}
+	}
 	if err := s.Register(ctx, b); err != nil {
 		return err
+	}
+	if front.notifyURL != "" {
+		if err := frontdoor.CheckNotifyURL(front.notifyURL); err != nil {
+			return &exitError{exitUsage, err}
+		}
+		n := &frontdoor.Notifier{URL: front.notifyURL, Binary: front.notifyMode == "binary", Log: log}
+		if err := n.Register(ctx, b); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", front.addr)
 	if err != nil {
