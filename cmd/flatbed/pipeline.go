@@ -22,6 +22,7 @@ import (
 	"flatbed.dev/services/flattener"
 	"flatbed.dev/services/frontdoor"
 	"flatbed.dev/services/ingester"
+	lazystage "flatbed.dev/services/lazy"
 	"flatbed.dev/services/notifier"
 	"flatbed.dev/services/relocator"
 	"flatbed.dev/services/resolver"
@@ -29,7 +30,7 @@ import (
 )
 
 // allServices in pipeline order.
-var allServices = []string{resolver.Name, ingester.Name, flattener.Name, thinpusher.Name, relocator.Name, notifier.Name}
+var allServices = []string{resolver.Name, ingester.Name, flattener.Name, thinpusher.Name, relocator.Name, lazystage.Name, notifier.Name}
 
 // The stages the wishes of convert (the store and the thin image) and of relocate pass.
 var (
@@ -141,6 +142,7 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 	if err != nil {
 		return err
 	}
+	reg = append(reg, g.registryAuth...) // lazy -u: credentials for the stages in this process only
 	switch name {
 	case resolver.Name:
 		return (&resolver.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts, MaxLayers: g.maxLayers, Descriptions: descs}).Register(ctx, b)
@@ -161,6 +163,8 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 		return (&thinpusher.Service{Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts, Descriptions: descs}).Register(ctx, b)
 	case relocator.Name:
 		return (&relocator.Service{Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts}).Register(ctx, b)
+	case lazystage.Name:
+		return (&lazystage.Service{Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts, Concurrency: g.lazyConcurrency, TempDir: g.lazyTempDir}).Register(ctx, b)
 	case notifier.Name:
 		endings, err := b.Wishes(ctx)
 		if err != nil {

@@ -11,11 +11,9 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"flatbed.dev/events"
-	"flatbed.dev/events/bus"
 	"flatbed.dev/pkg/registry"
 	"flatbed.dev/pkg/relocate"
 	"flatbed.dev/pkg/store"
@@ -172,99 +170,24 @@ func relocateThroughPipeline(ctx context.Context, g *globals, o *relocateOpts, r
 	if err != nil {
 		return &exitError{exitUsage, err}
 	}
-	if g.natsURL != "" {
-		// Only this way of relocating needs NATS: the others run in this process alone.
-		if err := waitForNATS(ctx, g.log, g.natsURL, g.natsWait); err != nil {
-			return err
-		}
-	}
-	intr := notifyInterrupt()
-	defer intr.stop()
-	var services []string
-	if g.natsURL == "" {
-		services = relocateStages
-	}
-	p, err := startPipeline(ctx, g, services, "")
-	if err != nil {
-		if ctx.Err() != nil {
-			return intr.interrupted(len(moves))
-		}
-		return err
-	}
-	defer p.close()
-	js := p.bus.JetStream()
-	if g.natsURL != "" {
-		if err := checkStagesOf(ctx, g.log, js, g.natsURL, o.waitForStages, "relocate", relocateStages); err != nil {
-			if ctx.Err() != nil {
-				return intr.interrupted(len(moves))
-			}
-			return err
-		}
-	}
-	runCtx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	correlation := uuid.NewString()
-	results, err := watchResults(runCtx, g.log, js, correlation)
-	if err != nil {
-		return err
-	}
-	if len(services) > 0 {
-		go func() {
-			if err := p.bus.Run(runCtx); err != nil {
-				g.log.Error("pipeline stopped", "err", err)
-			}
-		}()
-		<-p.bus.Running()
+	w := &wishRun{command: "relocate", stages: relocateStages, waitForStages: o.waitForStages, timeout: o.timeout}
+	for _, mv := range moves {
+		w.jobs = append(w.jobs, events.Job{Image: mv.Source.String(), Outputs: []string{events.OutputRelocated}, RelocatePrefix: o.prefix, RelocateNoFlatten: o.noFlatten})
+		w.labels = append(w.labels, mv.Original)
 	}
 	g.log.Info("relocating", "images", len(moves), "prefix", o.prefix)
-	pending := map[string]string{} // wish id -> the image as written
-	for _, mv := range moves {
-		job := events.Job{WishID: uuid.NewString(), CorrelationID: correlation, Image: mv.Source.String(), SubmittedAt: time.Now().UTC(),
-			Outputs: []string{events.OutputRelocated}, RelocatePrefix: o.prefix, RelocateNoFlatten: o.noFlatten}
-		env, err := events.New(events.WishSubmittedType, "flatbed/cli", events.ID(events.WishSubmittedType, job.WishID), job, job.Image, events.WishSubmitted{Job: job})
-		if err != nil {
-			return err
-		}
-		if err := p.bus.Publish(runCtx, env); err != nil {
-			if ctx.Err() != nil {
-				return intr.interrupted(len(moves))
-			}
-			return err
-		}
-		pending[job.WishID] = mv.Original
-	}
 	m := relocate.Mapping{}
 	var failures []error
-	progress := time.NewTicker(progressInterval)
-	defer progress.Stop()
-	for len(pending) > 0 {
-		select {
-		case <-runCtx.Done():
-			for _, orig := range pending {
-				fmt.Fprintf(os.Stderr, "unfinished: %s\n", orig)
-			}
-			if ctx.Err() != nil {
-				if len(services) > 0 {
-					g.log.Info("interrupted; letting the steps in progress finish", "at_most", bus.DrainTimeout)
-				}
-				return intr.interrupted(len(pending))
-			}
-			return &exitError{exitSomeFailed, fmt.Errorf("gave up waiting after %s (--timeout) with %d image(s) unfinished", o.timeout, len(pending))}
-		case <-progress.C:
-			logProgressOf(runCtx, g.log, js, len(moves)-len(pending), len(moves), relocateStages)
-		case r := <-results:
-			orig, ok := pending[r.wishID]
-			if !ok {
-				continue
-			}
-			delete(pending, r.wishID)
-			if r.completed != nil {
-				m[orig] = r.completed.Relocated
-				fmt.Fprintf(out, "%-10s %s -> %s\n", "relocated", orig, r.completed.Relocated)
-				continue
-			}
-			failures = append(failures, fmt.Errorf("%s: %s", orig, r.failed.Error))
+	err = w.run(ctx, g, func(orig string, r result) {
+		if r.completed != nil {
+			m[orig] = r.completed.Relocated
+			fmt.Fprintf(out, "%-10s %s -> %s\n", "relocated", orig, r.completed.Relocated)
+			return
 		}
+		failures = append(failures, fmt.Errorf("%s: %s", orig, r.failed.Error))
+	})
+	if err != nil {
+		return err
 	}
 	return finishRelocation(o, m, errors.Join(failures...), out)
 }

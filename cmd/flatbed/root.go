@@ -33,7 +33,12 @@ type globals struct {
 	maxLayer     int64
 	maxLayers    int
 	flatFiles    string
-	log          *slog.Logger
+	// Set by lazy for the stages it runs in this process: -u's credentials,
+	// --concurrency-limit and the temporary directory.
+	registryAuth    []registry.Option
+	lazyConcurrency int
+	lazyTempDir     string
+	log             *slog.Logger
 }
 
 func newRoot() *cobra.Command {
@@ -78,6 +83,7 @@ func newRoot() *cobra.Command {
 	f.StringArrayVar(&g.registryTLS.RootCAs, "root-ca", nil, "PEM file of a CA trusted for registries' certificates besides the system's (repeatable)")
 	f.DurationVar(&g.registryWait, "registry-timeout", registry.DefaultTimeout, "how long a stage may retry an image's registry faults (refused, reset, stalled, busy), from the first, before the image fails")
 	root.AddCommand(newRelocate(g))
+	root.AddCommand(newLazy(g))
 	root.AddCommand(newWatch(g))
 	root.AddCommand(newWish(g), newStatus(g))
 	root.AddCommand(newConvert(g), newConvertSingle(g), newServe(g), newCheckImageSyntax(g), newDownloadManifest(g), newDemo(g), newVersion(),
