@@ -1,7 +1,7 @@
 # flatbed: the two commands are `make demo` and `make test` (see README.md).
 GO      ?= go
 BIN     := bin
-MODULES := pkg events events/client/clientexample services/resolver services/ingester services/flattener services/thinpusher services/relocator services/lazy services/notifier services/frontdoor cmd/flatbed e2e
+MODULES := pkg events events/client/clientexample services/resolver services/ingester services/flattener services/thinpusher services/exporter services/relocator services/lazy services/notifier services/frontdoor cmd/flatbed e2e
 
 .PHONY: all build demo test test-deps lint unit e2e fuzz deploy-check image bench clean
 

@@ -44,12 +44,6 @@ type Stats struct {
 	Bytes    int64 // bytes written
 }
 
-func (s *Stats) add(o Stats) {
-	s.Uploaded += o.Uploaded
-	s.Present += o.Present
-	s.Bytes += o.Bytes
-}
-
 // exporter is one export's state.
 type exporter struct {
 	r        *Remote
