@@ -11,19 +11,19 @@ import (
 
 // PlatformDone says the store holds one platform of the multi-arch image name as the
 // flattener leaves it: its manifest recorded under .metadata/.multiarch/<dir>/<name> with the
-// digest p names, its flat tree, and its link .multiarch/<dir>/<name>.
+// digest p names, the flat tree of its config (p's, unless p names none), and its link
+// .multiarch/<dir>/<name>.
 func PlatformDone(st *store.Store, name string, p PlatformRecord) bool {
 	if p.Dir == "" || store.CheckName(name) != nil {
 		return false
 	}
-	raw, err := os.ReadFile(filepath.Join(st.MultiarchMetadataDir(p.Dir, name), "manifest.json"))
+	path := filepath.Join(st.MultiarchMetadataDir(p.Dir, name), "manifest.json")
+	raw, err := os.ReadFile(path)
 	if err != nil || digestOf(raw) != p.ManifestDigest {
 		return false
 	}
-	if cfg, err := store.ReadManifestConfig(filepath.Join(st.MultiarchMetadataDir(p.Dir, name), "manifest.json")); err != nil || cfg != p.ConfigDigest {
-		return false
-	}
-	if !st.HasFlat(p.ConfigDigest) {
+	cfg, err := store.ReadManifestConfig(path)
+	if err != nil || cfg == "" || (p.ConfigDigest != "" && cfg != p.ConfigDigest) || !st.HasFlat(cfg) {
 		return false
 	}
 	_, err = os.Stat(st.MultiarchPath(p.Dir, name))

@@ -130,6 +130,9 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 	if present && s.Metrics != nil {
 		s.Metrics.Images.WithLabelValues("present").Inc()
 	}
+	if multi(in) {
+		return s.platformDone(ctx, st, in, desc, final, present, start, log) // multiarch.go
+	}
 	if _, err := store.SymlinkAtomic(publicTarget(img.Name, st.Root, final), st.PublicPath(img.Name)); err != nil {
 		return err
 	}
@@ -225,7 +228,11 @@ func publicTarget(name, root, flat string) string {
 func (s *Service) fail(ctx context.Context, in events.LayerIngested, cause error) error {
 	s.Log.Error("flattening failed", "wish", in.Job.WishID, "image", in.Job.Image, "err", cause)
 	img := in.Image
-	env, err := events.Failed(source, events.ImageFailed{Job: in.Job, Image: &img, Stage: Name, Error: cause.Error()})
+	msg := cause.Error()
+	if multi(in) {
+		msg = "platform " + img.Platform + ": " + msg // the others are not published without it
+	}
+	env, err := events.Failed(source, events.ImageFailed{Job: in.Job, Image: &img, Stage: Name, Error: msg})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package flattener
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"flatbed.dev/events"
@@ -16,18 +17,25 @@ import (
 // of its manifest and index (what the resolver compares a HEAD with). The tree is counted
 // when it was just built, or when this name has no count yet; the count is returned.
 func record(st *store.Store, img events.Image, wished, flat string, built bool) (layer.Tally, error) {
-	name := img.Name
-	old, err := lifecycle.ReadRecord(st, name)
-	if err != nil {
-		old = nil // unreadable: written anew
+	return recordAt(st.MetadataDir(img.Name), img, wished, flat, built)
+}
+
+// recordAt writes the record of img into the metadata directory dir (.metadata/<name>, or a
+// platform's .metadata/.multiarch/<dir>/<name>).
+func recordAt(dir string, img events.Image, wished, flat string, built bool) (layer.Tally, error) {
+	var old *lifecycle.Record
+	if b, err := os.ReadFile(filepath.Join(dir, lifecycle.RecordFile)); err == nil {
+		if json.Unmarshal(b, &old) != nil {
+			old = nil // unreadable: written anew
+		}
 	}
-	rec := lifecycle.Record{Image: wished, ManifestDigest: img.Digest, IndexDigest: img.IndexDigest}
+	rec := lifecycle.Record{Image: wished, ManifestDigest: img.Digest, IndexDigest: img.IndexDigest, Platform: img.Platform}
 	if !built && old != nil && old.Flat != nil {
 		rec.Flat = old.Flat
 	} else {
 		t, err := layer.Count(flat)
 		if err != nil {
-			return layer.Tally{}, fmt.Errorf("recording the flat tree of %s: %w", name, err)
+			return layer.Tally{}, fmt.Errorf("recording the flat tree of %s: %w", img.Name, err)
 		}
 		rec.Flat = &t
 	}
@@ -35,7 +43,7 @@ func record(st *store.Store, img events.Image, wished, flat string, built bool) 
 	if err != nil {
 		return layer.Tally{}, err
 	}
-	_, err = store.WriteFileAtomic(filepath.Join(st.MetadataDir(name), lifecycle.RecordFile), b, 0o644)
+	_, err = store.WriteFileAtomic(filepath.Join(dir, lifecycle.RecordFile), b, 0o644)
 	return *rec.Flat, err
 }
 

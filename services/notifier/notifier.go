@@ -146,6 +146,7 @@ func (s *Service) completed(ctx context.Context, job events.Job, c events.Conver
 
 func (s *Service) failed(ctx context.Context, in events.ImageFailed) error {
 	job := in.Job
+	in.Error = platformError(in) // platform.go
 	f := events.ConversionFailed{Job: job, Stage: in.Stage, Layer: in.Layer, Error: in.Error, Seconds: since(job.SubmittedAt)}
 	// DUCC's lines speak of the store's conversion: a wish that did not ask for it has none.
 	if job.Wants(events.OutputUnpacked) {
