@@ -218,9 +218,13 @@ func (c *converter) cached(ctx context.Context, desc *remote.Descriptor) (bool, 
 		return false, nil
 	}
 	got, err := remote.Get(c.repo.Digest(hit.Digest), c.Remote...)
+	if err == nil {
+		err = c.complete(got)
+	}
 	if err != nil {
-		// Deleted from the target since: convert it again rather than point at nothing.
-		c.Log.Info("the converted image recorded is gone from the target; converting again", "image", c.Source.String(), "digest", hit.Digest)
+		// Deleted from the target since, or a blob of it: convert it again rather than
+		// point at nothing.
+		c.Log.Info("the converted image recorded is not whole in the target; converting again", "image", c.Source.String(), "digest", hit.Digest, "err", err)
 		return false, nil
 	}
 	if _, isTag := c.Target.(name.Tag); isTag {
@@ -230,6 +234,51 @@ func (c *converter) cached(ctx context.Context, desc *remote.Descriptor) (bool, 
 	}
 	c.res = Result{Digest: got.Digest, Size: got.Size, MediaType: got.MediaType, Manifest: got.Manifest, Cached: true}
 	return true, nil
+}
+
+// complete checks that the target still holds every blob of a converted image or index
+// (a HEAD each), so a cached image never names a blob deleted since.
+func (c *converter) complete(desc *remote.Descriptor) error {
+	var images []v1.Image
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return err
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return err
+		}
+		for _, m := range im.Manifests {
+			img, err := idx.Image(m.Digest)
+			if err != nil {
+				return err
+			}
+			images = append(images, img)
+		}
+	} else {
+		img, err := desc.Image()
+		if err != nil {
+			return err
+		}
+		images = append(images, img)
+	}
+	for _, img := range images {
+		m, err := img.Manifest()
+		if err != nil {
+			return err
+		}
+		for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+			l, err := remote.Layer(c.repo.Digest(d.Digest.String()), c.Remote...)
+			if err != nil {
+				return err
+			}
+			if ok, err := partial.Exists(l); err != nil || !ok {
+				return fmt.Errorf("blob %s is gone (%v)", d.Digest, err)
+			}
+		}
+	}
+	return nil
 }
 
 // index converts every platform of an index, at most Concurrency at once, and returns the

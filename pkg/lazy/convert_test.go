@@ -1,7 +1,9 @@
 package lazy
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -184,4 +186,49 @@ func mustRef(t *testing.T, s string) name.Reference {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// A converted image whose layer blob was deleted from the target is not taken from the
+// manifest cache: the layer is converted again.
+func TestConvertCacheChecksBlobs(t *testing.T) {
+	srv := httptest.NewServer(registry.New())
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, _ := random.Image(1024, 1)
+	d := newMemDedup()
+	src := push(t, host+"/a:1", img)
+	first := convertTo(t, src, host+"/a:esgz", d, Request{})
+	var gone LayerKey
+	for k := range d.layers {
+		gone = k
+	}
+	d.layers[gone] = Blob{Digest: "sha256:" + strings.Repeat("0", 64), Size: 1, DiffID: "sha256:" + strings.Repeat("0", 64), Repository: d.layers[gone].Repository}
+	// The in-memory registry keeps blobs for ever, so the cache entry is made to name a
+	// blob that is not there: the manifest it names then lacks it.
+	m := mustManifestWithBlob(t, host, first, "sha256:"+strings.Repeat("0", 64))
+	for k, b := range d.manifests {
+		b.Digest = m
+		d.manifests[k] = b
+	}
+	again := convertTo(t, src, host+"/a:esgz2", d, Request{})
+	if again.Cached || again.Converted != 1 {
+		t.Errorf("cached %v, converted %d; want the layer converted again", again.Cached, again.Converted)
+	}
+}
+
+// mustManifestWithBlob pushes a copy of the converted manifest whose first layer names blob
+// (absent from the registry) and returns its digest.
+func mustManifestWithBlob(t *testing.T, host string, r *Result, blob string) string {
+	t.Helper()
+	var m v1.Manifest
+	if err := json.Unmarshal(r.Manifest, &m); err != nil {
+		t.Fatal(err)
+	}
+	m.Layers[0].Digest, _ = v1.NewHash(blob)
+	raw, _ := json.Marshal(m)
+	h, _, _ := v1.SHA256(bytes.NewReader(raw))
+	if err := remote.Put(mustRef(t, host+"/a@"+h.String()), rawManifest{raw, m.MediaType}); err != nil {
+		t.Fatal(err)
+	}
+	return h.String()
 }
