@@ -28,6 +28,8 @@ type Registry struct {
 	stop   func()
 	tls    *TLSFiles    // nil: plain http
 	client *http.Client // the harness' own requests (readiness, access log markers)
+
+	extraConfig string // appended to config.yml (WithConfig)
 }
 
 // Stop kills the registry now (it is killed at the end of the test otherwise): what still
@@ -96,7 +98,7 @@ func startRegistry(t testing.TB, bin string, opts []RegistryOption) (*Registry, 
 	for _, o := range opts {
 		o(r)
 	}
-	config := fmt.Sprintf(registryConfig, r.Dir, host)
+	config := fmt.Sprintf(registryConfig, r.Dir, host) + r.extraConfig
 	if r.tls != nil {
 		config += r.tls.config()
 		r.client.Transport = r.tls.transport()
