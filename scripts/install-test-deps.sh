@@ -3,10 +3,11 @@
 # reference clients umoci, skopeo and podman, and GNU time (make bench's peak RSS). nats-server
 # is built by the e2e tests from the Go module cache, at the version flatbed embeds (Debian's
 # 2.9 is too old). npm's s3rver is the S3-compatible server of the export tests (npm from
-# Debian's packages; s3rver works offline once installed).
+# Debian's packages; s3rver works offline once installed). Debian's chromium runs the front
+# door's status page in the browser test (headless, driven by chromedp).
 set -euo pipefail
 need=()
-for pair in docker-registry:docker-registry umoci:umoci skopeo:skopeo podman:podman; do
+for pair in docker-registry:docker-registry umoci:umoci skopeo:skopeo podman:podman chromium:chromium; do
   bin=${pair%%:*} pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -26,23 +26,28 @@ type Route struct {
 	Method string
 	Path   string // net/http pattern path, {name} for a parameter (as OpenAPI writes it)
 	Auth   bool   // needs the bearer token
+	Cookie bool   // the token may come in the status page's cookie instead (GET pages only)
 	h      http.HandlerFunc
 }
 
 // Routes lists every route the front door answers.
 func (s *Service) Routes() []Route {
 	return []Route{
-		{"GET", "/healthz", false, s.healthz},
-		{"GET", "/openapi.json", false, s.openAPI},
-		{"GET", "/api/v1/wishes", true, s.listWishes},
-		{"POST", "/api/v1/wishes", true, s.createWish},
-		{"GET", "/api/v1/wishes/{id}", true, s.getWish},
-		{"DELETE", "/api/v1/wishes/{id}", true, s.deleteWish},
-		{"GET", "/api/v1/images", true, s.listImages},
-		{"GET", "/api/v1/images/{id}", true, s.getImage},
-		{"GET", "/api/v1/images/{id}/history", true, s.imageHistory},
-		{"POST", "/webhooks/distribution", true, s.distribution},
-		{"POST", "/webhooks/harbor", true, s.harbor},
+		{"GET", "/healthz", false, false, s.healthz},
+		{"GET", "/openapi.json", false, false, s.openAPI},
+		{"GET", "/api/v1/wishes", true, false, s.listWishes},
+		{"POST", "/api/v1/wishes", true, false, s.createWish},
+		{"GET", "/api/v1/wishes/{id}", true, false, s.getWish},
+		{"DELETE", "/api/v1/wishes/{id}", true, false, s.deleteWish},
+		{"GET", "/api/v1/images", true, false, s.listImages},
+		{"GET", "/api/v1/images/{id}", true, false, s.getImage},
+		{"GET", "/api/v1/images/{id}/history", true, false, s.imageHistory},
+		{"POST", "/webhooks/distribution", true, false, s.distribution},
+		{"POST", "/webhooks/harbor", true, false, s.harbor},
+		{"GET", "/status", true, true, s.statusPage},
+		{"GET", "/status/events", true, true, s.statusEvents},
+		{"GET", "/login", false, false, s.loginForm},
+		{"POST", "/login", false, false, s.login},
 	}
 }
 
@@ -53,7 +58,7 @@ func (s *Service) Handler() http.Handler {
 		pattern := r.Method + " " + r.Path
 		h := r.h
 		if r.Auth {
-			h = s.authorized(h)
+			h = s.authorized(h, r.Cookie)
 		}
 		mux.Handle(pattern, s.counted(r.Method+" "+r.Path, h))
 	}
@@ -87,9 +92,13 @@ func (s *Service) counted(route string, h http.HandlerFunc) http.HandlerFunc {
 
 // authorized lets through requests carrying the token ("Authorization: Bearer TOKEN"),
 // compared in constant time; the token is never logged.
-func (s *Service) authorized(h http.HandlerFunc) http.HandlerFunc {
+func (s *Service) authorized(h http.HandlerFunc, cookie bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.tokenOK(r) {
+		if !s.tokenOK(r, cookie) {
+			if cookie && r.URL.Path == "/status" {
+				http.Redirect(w, r, "/login", http.StatusSeeOther) // a browser: sign in first
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="flatbed"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "this needs the front door's bearer token: send the header 'Authorization: Bearer TOKEN' (the content of the --token-file)")
 			return
@@ -98,9 +107,9 @@ func (s *Service) authorized(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func (s *Service) tokenOK(r *http.Request) bool {
+func (s *Service) tokenOK(r *http.Request, cookie bool) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	if !ok && cookie {
 		if c, err := r.Cookie(tokenCookie); err == nil {
 			got, ok = c.Value, true
 		}

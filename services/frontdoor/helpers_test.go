@@ -23,6 +23,9 @@ import (
 
 const testToken = "s3cret-token-for-tests"
 
+// noRedirects answers with the first response, as the OpenAPI document describes it.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
 // door is a front door on an embedded NATS server whose JetStream lives in dir, answering on
 // an httptest server.
 type door struct {
@@ -89,7 +92,7 @@ func (d *door) call(t *testing.T, method, path, token string, body any, out any)
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := noRedirects.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
