@@ -56,11 +56,10 @@ func Collect(ctx context.Context, st *store.Store, o CollectOptions) (*Collectio
 		minAge = DefaultMinAge
 	}
 	keepFor := max(o.Grace, minAge)
-	images, err := Images(st)
+	u, err := inUse(st)
 	if err != nil {
 		return nil, err
 	}
-	u := usedBy(images)
 	c := &Collection{Kept: map[string]string{}}
 	type candidate struct{ kind, hex, dir string }
 	var cands []candidate
@@ -100,10 +99,9 @@ func Collect(ctx context.Context, st *store.Store, o CollectOptions) (*Collectio
 		return c, nil
 	}
 	// A conversion may have completed since the scan: look again before removing anything.
-	if images, err = Images(st); err != nil {
+	if u, err = inUse(st); err != nil {
 		return nil, err
 	}
-	u = usedBy(images)
 	for _, k := range cands {
 		if (k.kind == "layer" && u.layers[k.hex]) || (k.kind == "flat" && u.flats[k.hex]) {
 			continue
@@ -134,11 +132,10 @@ func remove(ctx context.Context, st *store.Store, locks Locker, kind, hex, dir s
 		}
 		defer release()
 		// Whoever held the lease may have just recorded an image that uses this.
-		images, err := Images(st)
+		u, err := inUse(st)
 		if err != nil {
 			return false, err
 		}
-		u := usedBy(images)
 		if (kind == "layer" && u.layers[hex]) || (kind == "flat" && u.flats[hex]) {
 			return false, nil
 		}

@@ -30,6 +30,14 @@ func Delete(st *store.Store, name string, dryRun bool) ([]string, error) {
 	if _, err := os.Lstat(meta); err == nil {
 		removed = append(removed, filepath.ToSlash(filepath.Join(".metadata", name)))
 	}
+	// A multi-arch image's platforms: their links and records (multiarch.go).
+	plats, err := platformPaths(st, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range plats {
+		removed = append(removed, rel(st, p))
+	}
 	names, err := podman.Names(st.Root)
 	if err != nil {
 		return nil, err
@@ -54,6 +62,9 @@ func Delete(st *store.Store, name string, dryRun bool) ([]string, error) {
 	}
 	if err := os.Remove(public); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("removing %s: %w", public, err)
+	}
+	if err := removePlatforms(st, plats); err != nil {
+		return nil, err
 	}
 	if inPodman {
 		if err := podman.Remove(st.Root, name); err != nil {

@@ -17,6 +17,11 @@ type Recorded struct {
 	Name         string   // registry/repository:tag (or @digest)
 	ConfigDigest string   // names its flat tree
 	Layers       []string // compressed layer digests, lowest first
+	// Platforms are, for a multi-arch image (its manifest.json the index), its platforms as
+	// recorded under .metadata/.multiarch (each with Dir, its config and layers); the image's
+	// own ConfigDigest and Layers are then empty.
+	Platforms []Recorded
+	Dir       string // a platform's .multiarch directory, <arch>[:<variant>]
 }
 
 // Images lists every image recorded in the store, sorted by name.
@@ -30,6 +35,9 @@ func Images(st *store.Store) ([]Recorded, error) {
 		if err != nil {
 			return err
 		}
+		if d.IsDir() && p == st.MultiarchMetadataTop() {
+			return filepath.SkipDir // platforms of multi-arch images: read with their image
+		}
 		if d.IsDir() || d.Name() != "manifest.json" {
 			return nil
 		}
@@ -37,11 +45,16 @@ func Images(st *store.Store) ([]Recorded, error) {
 		if err != nil {
 			return err
 		}
+		name := filepath.ToSlash(rel)
+		if isIndex(p) {
+			out = append(out, readMultiarch(st, name))
+			return nil
+		}
 		r, err := readRecorded(p)
 		if err != nil {
 			return err
 		}
-		r.Name = filepath.ToSlash(rel)
+		r.Name = name
 		out = append(out, r)
 		return nil
 	})
@@ -91,9 +104,17 @@ type used struct {
 func usedBy(images []Recorded) used {
 	u := used{flats: map[string]bool{}, layers: map[string]bool{}}
 	for _, r := range images {
-		u.flats[store.Hex(r.ConfigDigest)] = true
+		if r.ConfigDigest != "" {
+			u.flats[store.Hex(r.ConfigDigest)] = true
+		}
 		for _, l := range r.Layers {
 			u.layers[store.Hex(l)] = true
+		}
+		for _, p := range r.Platforms {
+			u.flats[store.Hex(p.ConfigDigest)] = true
+			for _, l := range p.Layers {
+				u.layers[store.Hex(l)] = true
+			}
 		}
 	}
 	return u

@@ -21,7 +21,16 @@ func PodmanStore(st *store.Store) (added []string, skipped map[string]string, er
 	}
 	skipped = map[string]string{}
 	for _, img := range images {
-		meta := st.MetadataDir(img.Name)
+		meta, cfg := st.MetadataDir(img.Name), img.ConfigDigest
+		if cfg == "" {
+			// A multi-arch image: podman runs the host's platform, listed under the name.
+			p, ok := hostPlatform(img)
+			if !ok {
+				skipped[img.Name] = "a multi-arch image without this host's platform"
+				continue
+			}
+			meta, cfg = st.MultiarchMetadataDir(p.Dir, img.Name), p.ConfigDigest
+		}
 		manifest, err := os.ReadFile(filepath.Join(meta, "manifest.json"))
 		if err != nil {
 			return added, skipped, err
@@ -31,13 +40,13 @@ func PodmanStore(st *store.Store) (added []string, skipped map[string]string, er
 			skipped[img.Name] = "no config.json recorded: convert it again with -g"
 			continue
 		}
-		if !st.HasFlat(img.ConfigDigest) {
+		if !st.HasFlat(cfg) {
 			skipped[img.Name] = "its flat tree is missing: run verify --repair"
 			continue
 		}
 		h := sha256.Sum256(manifest)
-		err = podman.Add(st.Root, podman.Image{Name: img.Name, ConfigDigest: img.ConfigDigest, ManifestDigest: "sha256:" + hex.EncodeToString(h[:]),
-			Manifest: manifest, Config: config, FlatDir: rel(st, st.FlatDir(img.ConfigDigest))})
+		err = podman.Add(st.Root, podman.Image{Name: img.Name, ConfigDigest: cfg, ManifestDigest: "sha256:" + hex.EncodeToString(h[:]),
+			Manifest: manifest, Config: config, FlatDir: rel(st, st.FlatDir(cfg))})
 		if err != nil {
 			return added, skipped, fmt.Errorf("adding %s to the podman store: %w", img.Name, err)
 		}

@@ -48,7 +48,12 @@ type PlatformRecord struct {
 
 // ReadRecord reads the record of image name (nil, nil when there is none).
 func ReadRecord(st *store.Store, name string) (*Record, error) {
-	b, err := os.ReadFile(filepath.Join(st.MetadataDir(name), RecordFile))
+	return readRecordIn(st.MetadataDir(name), name)
+}
+
+// readRecordIn reads the record in the metadata directory dir (nil, nil when there is none).
+func readRecordIn(dir, name string) (*Record, error) {
+	b, err := os.ReadFile(filepath.Join(dir, RecordFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -97,8 +102,12 @@ func Verify(st *store.Store, names ...string) ([]Problem, error) {
 	var out []Problem
 	layers := map[string][]Problem{} // checked once however many images share a layer
 	for _, img := range images {
-		out = append(out, verifyImage(st, img)...)
-		for _, d := range img.Layers {
+		if img.ConfigDigest == "" {
+			out = append(out, verifyMulti(st, img)...) // multiarch.go
+		} else {
+			out = append(out, verifyImage(st, img)...)
+		}
+		for _, d := range allLayers(img) {
 			ps, ok := layers[d]
 			if !ok {
 				ps = verifyLayer(st, d)
@@ -117,30 +126,35 @@ func Verify(st *store.Store, names ...string) ([]Problem, error) {
 }
 
 func verifyImage(st *store.Store, img Recorded) []Problem {
+	return verifyLinked(st, img.Name, st.PublicPath(img.Name), st.FlatDir(img.ConfigDigest), st.MetadataDir(img.Name), "the public path")
+}
+
+// verifyLinked checks that link (what names image) links to the flat tree flat, which holds
+// what the record in metaDir says it held.
+func verifyLinked(st *store.Store, image, link, flat, metaDir, what string) []Problem {
 	var out []Problem
-	add := func(path, what string) { out = append(out, Problem{Image: img.Name, Path: path, What: what}) }
-	flat := st.FlatDir(img.ConfigDigest)
-	flatRel := rel(st, flat)
-	want, _ := filepath.Rel(filepath.Dir(st.PublicPath(img.Name)), flat)
-	switch target, err := os.Readlink(st.PublicPath(img.Name)); {
+	add := func(path, what string) { out = append(out, Problem{Image: image, Path: path, What: what}) }
+	flatRel, linkRel := rel(st, flat), rel(st, link)
+	want, _ := filepath.Rel(filepath.Dir(link), flat)
+	switch target, err := os.Readlink(link); {
 	case errors.Is(err, fs.ErrNotExist):
-		add(img.Name, "the public path is missing")
+		add(linkRel, what+" is missing")
 	case err != nil:
-		add(img.Name, "the public path is not a symlink")
+		add(linkRel, what+" is not a symlink")
 	case target != want:
-		add(img.Name, fmt.Sprintf("the public path links to %s, not %s", target, want))
+		add(linkRel, fmt.Sprintf("%s links to %s, not %s", what, target, want))
 	}
 	fi, err := os.Stat(flat)
 	if err != nil || !fi.IsDir() {
 		add(flatRel, "the flat tree is missing")
 		return out
 	}
-	if _, err := os.Stat(st.PublicPath(img.Name)); err != nil && len(out) == 0 {
-		add(img.Name, "the public path does not resolve")
+	if _, err := os.Stat(link); err != nil && len(out) == 0 {
+		add(linkRel, what+" does not resolve")
 	}
-	rec, err := ReadRecord(st, img.Name)
+	rec, err := readRecordIn(metaDir, image)
 	if err != nil {
-		add(rel(st, st.MetadataDir(img.Name)), err.Error())
+		add(rel(st, metaDir), err.Error())
 	}
 	if rec != nil && rec.Flat != nil {
 		got, err := layer.Count(flat)
@@ -225,7 +239,7 @@ func Repair(st *store.Store, problems []Problem) (reconvert []string, err error)
 		}
 	}
 	for _, img := range images {
-		for _, l := range img.Layers {
+		for _, l := range allLayers(img) {
 			if damagedLayers[store.Hex(l)] {
 				affected[img.Name] = true
 			}
@@ -244,7 +258,7 @@ func Repair(st *store.Store, problems []Problem) (reconvert []string, err error)
 		if err := os.Remove(st.ManifestPath(img.Name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
-		if err := store.RemoveAll(st.FlatDir(img.ConfigDigest)); err != nil {
+		if err := removeTrees(st, img); err != nil { // multiarch.go
 			return nil, err
 		}
 		name := img.Name
