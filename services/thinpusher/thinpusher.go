@@ -74,6 +74,9 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 // the registry timeout; what no new attempt can mend (a bad name, no description, refused
 // credentials, the registry's last word) is returned as events.Permanent.
 func (s *Service) push(ctx context.Context, in events.ImageFlattened) (string, error) {
+	if len(in.Platforms) > 0 {
+		return s.pushList(ctx, in.Job, platformsOf(in), false) // a multi-arch image (list.go)
+	}
 	img, out, dst, err := s.thinImage(ctx, in.Job, in.Image)
 	if err != nil {
 		return "", err
