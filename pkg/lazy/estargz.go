@@ -2,6 +2,7 @@ package lazy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -17,6 +18,10 @@ const estargzParallelism = 4
 
 // EstargzArtifactType is the artifactType of an eStargz image pushed as a referrer.
 const EstargzArtifactType = "application/vnd.flatbed.lazy.estargz.v1+json"
+
+// ErrNotLazy is wrapped when a layer cannot be written in the format asked for, as with a
+// hard link whose target is in a lower layer, which eStargz's TOC cannot name.
+var ErrNotLazy = errors.New("the layer cannot be made lazy-pullable in this format")
 
 type estargzConverter struct{ o Options }
 
@@ -58,4 +63,14 @@ func (c estargzConverter) Convert(ctx context.Context, tar *io.SectionReader, w 
 		estargz.TOCJSONDigestAnnotation:         blob.TOCDigest().String(),
 		estargz.StoreUncompressedSizeAnnotation: strconv.FormatInt(size, 10),
 	}}, nil
+}
+
+// Check opens the written blob as stargz-snapshotter does before it mounts a layer lazily: a
+// layer it cannot open (a hard link to a file of a lower layer, whose target its TOC must
+// hold) is refused rather than published as eStargz.
+func (estargzConverter) Check(blob *io.SectionReader, _ Converted) error {
+	if _, err := estargz.Open(blob); err != nil {
+		return fmt.Errorf("%w: an eStargz reader cannot open the converted layer: %w", ErrNotLazy, err)
+	}
+	return nil
 }

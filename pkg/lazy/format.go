@@ -34,6 +34,12 @@ type Converter interface {
 	ArtifactType() string
 }
 
+// Checker is a Converter that can check a blob it wrote as its format's readers open it;
+// ConvertLayer calls it on every converted blob.
+type Checker interface {
+	Check(blob *io.SectionReader, c Converted) error
+}
+
 // Converted is what a converter tells of a blob it wrote.
 type Converted struct {
 	// DiffID is the digest of the converted blob uncompressed (the config's rootfs.diff_ids).

@@ -75,6 +75,11 @@ func ConvertLayer(ctx context.Context, src io.Reader, want Source, c Converter, 
 	if err != nil {
 		return nil, fmt.Errorf("converting layer %s: %w", want.Digest, err)
 	}
+	if ck, ok := c.(Checker); ok {
+		if err := ck.Check(io.NewSectionReader(out, 0, cw.n), conv); err != nil {
+			return nil, fmt.Errorf("layer %s: %w", want.Digest, err)
+		}
+	}
 	if err := out.Close(); err != nil {
 		return nil, fmt.Errorf("writing the converted blob of layer %s: %w", want.Digest, err)
 	}

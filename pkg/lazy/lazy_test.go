@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"maps"
 	"os"
@@ -271,5 +272,22 @@ func TestRewrite(t *testing.T) {
 	if mt != "application/vnd.oci.image.manifest.v1+json" || !strings.Contains(string(b), `"subject":{"mediaType":"application/vnd.docker.distribution.manifest.v2+json"`) ||
 		!strings.Contains(string(b), `"artifactType":"`+EstargzArtifactType) || !strings.Contains(string(b), `"mediaType":"application/vnd.oci.image.config.v1+json"`) {
 		t.Errorf("referrer manifest %s (%s)", b, mt)
+	}
+}
+
+// A layer whose hard link names a file of a lower layer cannot be eStargz (its TOC must hold
+// the target): the conversion says so instead of publishing a layer the snapshotter refuses.
+func TestEstargzCrossLayerHardlink(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeLink, Name: "b", Linkname: "a-in-a-lower-layer", Format: tar.FormatPAX})
+	_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "c", Size: 1, Mode: 0o644, Format: tar.FormatPAX})
+	_, _ = tw.Write([]byte("c"))
+	_ = tw.Close()
+	raw := buf.Bytes()
+	c, _ := New(Estargz, Options{})
+	_, err := ConvertLayer(context.Background(), bytes.NewReader(raw), Source{Digest: sha(raw)}, c, false, t.TempDir())
+	if !errors.Is(err, ErrNotLazy) {
+		t.Errorf("got %v, want ErrNotLazy", err)
 	}
 }

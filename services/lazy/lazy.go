@@ -180,6 +180,9 @@ func (s *Service) failure(job events.Job, dst imageref.Ref, err error) error {
 	case registry.Final(err):
 		s.count("failed")
 		return events.Permanent(fmt.Errorf("converting %s: %w", job.Image, registry.Explain(err)))
+	case errors.Is(err, lazy.ErrNotLazy):
+		s.count("failed")
+		return events.Permanent(fmt.Errorf("converting %s to %s: %w", job.Image, job.LazyFormat, err))
 	case errors.Is(err, lazy.ErrDigestMismatch) && strings.Contains(err.Error(), "inconsistent"):
 		s.count("failed")
 		return events.Permanent(err)
