@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"flatbed.dev/events"
+	"flatbed.dev/pkg/cvmfs"
 	"flatbed.dev/pkg/imageref"
 	"flatbed.dev/pkg/lifecycle"
 	"flatbed.dev/pkg/podman"
@@ -64,7 +65,22 @@ through the URL it listens on, else only a warning on the log).`,
 			if err != nil {
 				return err
 			}
-			removed, err := lifecycle.Delete(st, name, dryRun)
+			var p *pipeline
+			var pub *cvmfs.Publisher
+			if !dryRun {
+				if p, pub, err = publisherFor(cmd.Context(), g, args[0]); err != nil {
+					return err
+				}
+				if p != nil {
+					defer p.close()
+				}
+			}
+			var removed []string
+			if dryRun {
+				removed, err = lifecycle.Delete(st, name, true)
+			} else {
+				removed, err = deleteThrough(cmd.Context(), pub, st, name)
+			}
 			if err != nil {
 				return err
 			}
@@ -78,7 +94,7 @@ through the URL it listens on, else only a warning on the log).`,
 			if dryRun {
 				return nil
 			}
-			return announce(cmd.Context(), g, nil, events.ImageDeletedType, name, imageDeleted(args[0], name, removed))
+			return announce(cmd.Context(), g, p, events.ImageDeletedType, name, imageDeleted(args[0], name, removed))
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be removed, remove nothing")
@@ -146,7 +162,8 @@ delete-image.`,
 				}
 				o.Locks = locks
 			}
-			c, err := lifecycle.Collect(cmd.Context(), st, o)
+			pub := g.cvmfsBackends(cmd.Context(), o.Locks).Publisher(args[0])
+			c, err := collectThrough(cmd.Context(), pub, st, o)
 			if err != nil {
 				return err
 			}

@@ -151,14 +151,15 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 		if err != nil {
 			return err
 		}
-		return (&ingester.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Registry: reg, Concurrency: g.jobs, MaxAttempts: g.maxAttempts, Locks: locks, MaxLayerBytes: g.maxLayer}).Register(ctx, b)
+		return (&ingester.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Registry: reg, Concurrency: g.jobs, MaxAttempts: g.maxAttempts, Locks: locks, MaxLayerBytes: g.maxLayer,
+			CVMFS: g.publisherFunc(ctx, locks)}).Register(ctx, b)
 	case flattener.Name:
 		locks, err := b.Locks(ctx)
 		if err != nil {
 			return err
 		}
 		return (&flattener.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, MaxAttempts: g.maxAttempts, Locks: locks, Descriptions: descs,
-			CopyFiles: g.flatFiles == "copy"}).Register(ctx, b)
+			CopyFiles: g.flatFiles == "copy", CVMFS: g.publisherFunc(ctx, locks)}).Register(ctx, b)
 	case thinpusher.Name:
 		return (&thinpusher.Service{Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts, Descriptions: descs}).Register(ctx, b)
 	case relocator.Name:

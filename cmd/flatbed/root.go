@@ -10,6 +10,7 @@ import (
 	"github.com/lmittmann/tint"
 	"github.com/spf13/cobra"
 
+	"flatbed.dev/pkg/cvmfs"
 	"flatbed.dev/pkg/layer"
 	"flatbed.dev/pkg/registry"
 	"flatbed.dev/services/resolver"
@@ -33,6 +34,8 @@ type globals struct {
 	maxLayer     int64
 	maxLayers    int
 	flatFiles    string
+	storeBackend []string              // --store-backend REPO=KIND
+	backends     map[string]cvmfs.Kind // parsed (backend.go)
 	// Set by lazy for the stages it runs in this process: -u's credentials,
 	// --concurrency-limit and the temporary directory.
 	registryAuth    []registry.Option
@@ -55,6 +58,9 @@ func newRoot() *cobra.Command {
 			}
 			g.log = newLogger(g.verbose)
 			slog.SetDefault(g.log)
+			if err := g.parseBackends(); err != nil {
+				return err
+			}
 			if _, err := g.registryOptions(); err != nil { // a --root-ca that cannot be read
 				return err
 			}
@@ -75,6 +81,7 @@ func newRoot() *cobra.Command {
 	f.IntVar(&g.maxAttempts, "max-attempts", 5, "deliveries of one step before it is declared failed")
 	f.Int64Var(&g.maxLayer, "max-layer-bytes", layer.DefaultMaxUncompressedBytes, "uncompressed bytes one layer may unpack to (decompression bombs, sparse files)")
 	f.IntVar(&g.maxLayers, "max-layers", resolver.DefaultMaxLayers, "refuse images with more layers than this")
+	f.StringArrayVar(&g.storeBackend, "store-backend", nil, storeBackendHelp)
 	f.StringVar(&g.flatFiles, "flat-files", "link", "flat trees' files: link (hard links to the layers' files) or copy (copy_file_range, a reflink where the file system can)")
 	f.IntVar(&g.replicas, "stream-replicas", 0, "replicas of the JetStream streams and lease bucket (0: 3 in a cluster, else 1)")
 	f.Int64Var(&g.streamMax, "stream-max-bytes", 0, "limit of the pipeline stream (0: the embedded server's share of the --state-dir file system; with --nats, the stream's limit as it is, 8 GiB for a new one)")

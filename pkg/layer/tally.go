@@ -16,14 +16,20 @@ type Tally struct {
 	Others   int64 `json:"others"`   // devices, fifos, sockets
 }
 
-// Count walks root (never following a symlink) and tallies what is below it.
+// CatalogMarker is the file that makes a directory of a CernVM-FS repository the root of a
+// nested catalog: a publisher adds it at the top of layers and flat trees, so it is not
+// counted as theirs there.
+const CatalogMarker = ".cvmfscatalog"
+
+// Count walks root (never following a symlink) and tallies what is below it, a
+// CatalogMarker at its top left out.
 func Count(root string) (Tally, error) {
 	var t Tally
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if p == root {
+		if p == root || (d.Name() == CatalogMarker && filepath.Dir(p) == root) {
 			return nil
 		}
 		switch typ := d.Type(); {

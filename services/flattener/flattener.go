@@ -14,6 +14,7 @@ import (
 
 	"flatbed.dev/events"
 	"flatbed.dev/events/bus"
+	"flatbed.dev/pkg/cvmfs"
 	"flatbed.dev/pkg/flatten"
 	"flatbed.dev/pkg/layer"
 	"flatbed.dev/pkg/podman"
@@ -44,6 +45,10 @@ type Service struct {
 	// CopyFiles copies the layers' files into each flat tree. By default they are hard links
 	// to the layers' files: no second copy of the contents (see flatten.Options.LinkFiles).
 	CopyFiles bool
+	// CVMFS, when set and it gives a publisher for a wish's repository (--store-backend),
+	// writes that repository's flat trees, public paths and metadata inside one
+	// cvmfs_server transaction per image (cvmfs.go).
+	CVMFS func(cvmfsRepo string) *cvmfs.Publisher
 
 	building sync.Map // flat directory -> *sync.Mutex: one build per image in this process
 }
@@ -118,6 +123,11 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 		defer release()
 		ctx = held
 	}
+	tx, err := s.begin(ctx, in.Job.CvmfsRepo)
+	if err != nil {
+		return err
+	}
+	defer tx.Abort()
 	present := st.HasFlat(img.ConfigDigest)
 	again := present && rebuild(final, in.Job)
 	if !present || again {
@@ -156,6 +166,9 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 	}
 	// The stored manifest comes last: its presence is what "already converted" means.
 	if _, err := store.WriteFileAtomic(st.ManifestPath(img.Name), desc.Manifest, 0o644); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx, filepath.Join(st.Root, ".flat"), filepath.Dir(final), final); err != nil {
 		return err
 	}
 	out := events.ImageFlattened{Job: in.Job, Image: img, FlatPath: filepath.ToSlash(flatRel), PublicPath: img.Name,

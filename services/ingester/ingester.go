@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"flatbed.dev/events"
 	"flatbed.dev/events/bus"
+	"flatbed.dev/pkg/cvmfs"
 	"flatbed.dev/pkg/imageref"
 	"flatbed.dev/pkg/layer"
 	"flatbed.dev/pkg/registry"
@@ -42,6 +44,10 @@ type Service struct {
 	// Locks, when set, makes one ingester unpack a layer while others asking for it wait;
 	// without it racing ingesters are still safe (the first rename wins) but do it twice.
 	Locks events.Locker
+	// CVMFS, when set and it gives a publisher for a wish's repository (--store-backend),
+	// publishes that repository's layers through cvmfs_server (cvmfs.go) instead of
+	// unpacking them in place.
+	CVMFS func(cvmfsRepo string) *cvmfs.Publisher
 
 	clientOnce sync.Once
 	client     *registry.Client // made from Registry at the first layer
@@ -110,7 +116,11 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 			s.Metrics.Written.Add(float64(meta.UncompressedSize))
 		}
 	}
-	if err := addOrigin(st, l.Digest, in.Image.ConfigDigest); err != nil {
+	if p := s.publisher(in.Job.CvmfsRepo); p != nil {
+		if err := s.originCVMFS(ctx, st, p, l.Digest, in.Image.ConfigDigest); err != nil {
+			return err
+		}
+	} else if err := addOrigin(st, l.Digest, in.Image.ConfigDigest); err != nil {
 		return err
 	}
 	rel, _ := filepath.Rel(st.Root, st.LayerFS(l.Digest))
@@ -150,6 +160,12 @@ func (s *Service) ingest(ctx context.Context, st *store.Store, in events.LayerRe
 		if st.HasLayer(l.Digest) {
 			return nil, nil
 		}
+	}
+	if p := s.publisher(in.Job.CvmfsRepo); p != nil {
+		if _, err := os.Stat(filepath.Join(st.LayerMeta(l.Digest), layer.MetaFile)); err == nil && st.HasLayer(l.Digest) {
+			return nil, nil
+		}
+		return s.ingestCVMFS(ctx, st, p, in, gref.Context().Digest(l.Digest), log)
 	}
 	// A layer directory without its layerfs is damaged (or half removed): it is replaced, and
 	// the images it recorded as using it are carried over to the new one.
@@ -225,17 +241,9 @@ func (s *Service) unpack(ctx context.Context, dir string, ref name.Digest, ro []
 	if err := mkdir(dir); err != nil {
 		return nil, err
 	}
-	blob, err := openBlob(ref, ro)
+	blob, err := s.openLayer(ref, ro, in)
 	if err != nil {
-		if registry.NotFound(err) {
-			return nil, fmt.Errorf("layer %s of %s is not in the registry; the image may have been changed or deleted since it was resolved: convert it again (%w)",
-				l.Digest, in.Job.Image, err)
-		}
-		if registry.Denied(err) {
-			return nil, fmt.Errorf("the registry refused access to layer %s of %s; check the credentials for %s (%w)",
-				l.Digest, in.Job.Image, ref.RegistryStr(), err)
-		}
-		return nil, fmt.Errorf("fetching layer %s of %s: %w", l.Digest, in.Job.Image, err)
+		return nil, err
 	}
 	defer blob.Close()
 	log.Debug("unpacking layer", "size", l.Size)
@@ -251,6 +259,24 @@ func (s *Service) unpack(ctx context.Context, dir string, ref name.Digest, ro []
 		return nil, fmt.Errorf("unpacking layer %s of %s: %w", l.Digest, in.Job.Image, err)
 	}
 	return meta, nil
+}
+
+// openLayer opens the layer's blob, saying what a refusal means.
+func (s *Service) openLayer(ref name.Digest, ro []remote.Option, in events.LayerRequested) (io.ReadCloser, error) {
+	l := in.Layer
+	blob, err := openBlob(ref, ro)
+	if err != nil {
+		if registry.NotFound(err) {
+			return nil, fmt.Errorf("layer %s of %s is not in the registry; the image may have been changed or deleted since it was resolved: convert it again (%w)",
+				l.Digest, in.Job.Image, err)
+		}
+		if registry.Denied(err) {
+			return nil, fmt.Errorf("the registry refused access to layer %s of %s; check the credentials for %s (%w)",
+				l.Digest, in.Job.Image, ref.RegistryStr(), err)
+		}
+		return nil, fmt.Errorf("fetching layer %s of %s: %w", l.Digest, in.Job.Image, err)
+	}
+	return blob, nil
 }
 
 // classify marks what no new delivery can mend as events.Permanent: the registry's last word
