@@ -157,7 +157,7 @@ func malformedCases() []malformedCase {
 		{name: "usage: check-image-syntax with two arguments", args: []string{"check-image-syntax", "a", "b"}, code: 2,
 			want: []string{"accepts 1 arg(s), received 2", "usage: flatbed check-image-syntax IMAGE"}},
 		{name: "usage: serve unknown service", args: []string{"serve", "resolvr"}, code: 2,
-			want: []string{`unknown service "resolvr"`, "choose from resolver, ingester, flattener, thinpusher, relocator, notifier"}},
+			want: []string{`unknown service "resolvr"`, "choose from resolver, ingester, flattener, thinpusher, relocator, lazy, exporter, notifier"}},
 		{name: "usage: unknown command", args: []string{"convrt", "x"}, code: 2, want: []string{`unknown command "convrt"`, "Did you mean this?", "convert"}},
 		{name: "usage: unknown flag", args: []string{"convert", "x.yaml", "--no-such-flag"}, code: 2, want: []string{"unknown flag: --no-such-flag", "usage: flatbed convert WISHLIST"}},
 	}

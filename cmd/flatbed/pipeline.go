@@ -19,6 +19,7 @@ import (
 
 	"flatbed.dev/events/bus"
 	"flatbed.dev/pkg/notification"
+	"flatbed.dev/services/exporter"
 	"flatbed.dev/services/flattener"
 	"flatbed.dev/services/frontdoor"
 	"flatbed.dev/services/ingester"
@@ -30,7 +31,7 @@ import (
 )
 
 // allServices in pipeline order.
-var allServices = []string{resolver.Name, ingester.Name, flattener.Name, thinpusher.Name, relocator.Name, lazystage.Name, notifier.Name}
+var allServices = []string{resolver.Name, ingester.Name, flattener.Name, thinpusher.Name, relocator.Name, lazystage.Name, exporter.Name, notifier.Name}
 
 // The stages the wishes of convert (the store and the thin image) and of relocate pass.
 var (
@@ -166,6 +167,8 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 		return (&relocator.Service{Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts}).Register(ctx, b)
 	case lazystage.Name:
 		return (&lazystage.Service{Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts, Concurrency: g.lazyConcurrency, TempDir: g.lazyTempDir}).Register(ctx, b)
+	case exporter.Name:
+		return (&exporter.Service{Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts}).Register(ctx, b)
 	case notifier.Name:
 		endings, err := b.Wishes(ctx)
 		if err != nil {

@@ -91,6 +91,7 @@ func newRoot() *cobra.Command {
 	f.DurationVar(&g.registryWait, "registry-timeout", registry.DefaultTimeout, "how long a stage may retry an image's registry faults (refused, reset, stalled, busy), from the first, before the image fails")
 	root.AddCommand(newRelocate(g))
 	root.AddCommand(newLazy(g))
+	root.AddCommand(newExport(g), newImport(g), newVerifyRemote(g))
 	root.AddCommand(newWatch(g))
 	root.AddCommand(newWish(g), newStatus(g))
 	root.AddCommand(newConvert(g), newConvertSingle(g), newServe(g), newCheckImageSyntax(g), newDownloadManifest(g), newDemo(g), newVersion(),

@@ -15,7 +15,7 @@ func newServe(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve [SERVICE...]",
 		Short: "Run pipeline services until SIGTERM",
-		Long: `Run the named services (default: all of resolver, ingester, flattener, thinpusher, relocator, lazy, notifier, frontdoor)
+		Long: `Run the named services (default: all of resolver, ingester, flattener, thinpusher, relocator, lazy, exporter, notifier, frontdoor)
 as one process. With --nats they join that NATS server, waiting up to --nats-wait for it to
 come up; without it this process starts an embedded NATS server listening on --nats-listen,
 which other 'flatbed serve' processes and 'flatbed convert --nats' can use. Each service has
