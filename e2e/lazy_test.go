@@ -26,6 +26,7 @@ import (
 	"flatbed.dev/e2e/harness"
 	"flatbed.dev/pkg/imagegen"
 	"flatbed.dev/pkg/lazy"
+	"flatbed.dev/pkg/store"
 	"flatbed.dev/pkg/treecmp"
 )
 
@@ -158,6 +159,21 @@ func estargzFiles(rel string) bool {
 	return rel == estargz.TOCTarName || rel == estargz.PrefetchLandmark || rel == estargz.NoPrefetchLandmark
 }
 
+// flatbedTree converts ref (host:port/repo:tag, plain http) with flatbed's own pipeline into a
+// fresh store and walks its flat tree, the flattener's Singularity files and eStargz's own
+// entries left out: flatbed's extractor reading the lazy formats.
+func flatbedTree(t *testing.T, ref string) treecmp.Tree {
+	t.Helper()
+	storeRoot := t.TempDir()
+	runFlatbed(t, 0, "convert-single-image", "-i", "http://"+ref, "lazy.e2e.local", "--store-root", storeRoot, "--state-dir", t.TempDir())
+	public := store.New(filepath.Join(storeRoot, "lazy.e2e.local")).PublicPath(ref)
+	tr, err := treecmp.Walk(public+"/", func(rel string) bool { return notSingularity(rel) || estargzFiles(rel) })
+	if err != nil {
+		t.Fatalf("%s: %v", ref, err)
+	}
+	return tr
+}
+
 // referrersByTag reads the referrers tag-schema fallback of digest in repo (distribution 2.8
 // has no referrers API): the OCI index tagged sha256-<hex>.
 func referrersByTag(t *testing.T, host, repo, digest string) v1.IndexManifest {
@@ -245,6 +261,9 @@ func TestLazyEstargz(t *testing.T) {
 	if len(got) < 10 {
 		t.Errorf("the unpacked tree has %d entries", len(got))
 	}
+	if d := treecmp.Diff(want, flatbedTree(t, reg.Host+"/lazy/app:esgz")); len(d) > 0 {
+		t.Errorf("flatbed's extractor unpacks the eStargz image to another tree than the original:\n%s", strings.Join(d, "\n"))
+	}
 
 	// Delete one converted blob of the base from the target: the next run converts that layer
 	// again (one upload) instead of tagging a manifest that names a missing blob.
@@ -308,6 +327,11 @@ func TestLazyZstdChunkedReferrers(t *testing.T) {
 		"pull", "--tls-verify=false", reg.Host+"/lazy/app:zc")
 	if err != nil {
 		t.Fatalf("podman pull of the zstd:chunked image: %v\n%s", err, out)
+	}
+
+	// flatbed's own extractor reads the zstd:chunked image to the original's tree.
+	if d := treecmp.Diff(harness.ReferenceTree(t, reg.Host+"/lazy/twin:1"), flatbedTree(t, reg.Host+"/lazy/app:zc")); len(d) > 0 {
+		t.Errorf("flatbed's extractor unpacks the zstd:chunked image to another tree than the original:\n%s", strings.Join(d, "\n"))
 	}
 
 	// The referrer: the original's fallback tag lists the converted manifest.
