@@ -355,3 +355,63 @@ func countOf(list []string, s string) int {
 	}
 	return n
 }
+
+// Harbor's payloads, default and CloudEvents (the fixtures of services/frontdoor, built from
+// Harbor's documentation, naming images of a real registry), each convert the image they
+// name without anyone running convert; the repository outside the webhook wishlist is
+// ignored.
+func TestFrontdoorHarborWebhooks(t *testing.T) {
+	base := smallImages(t, "harbor/img", 2)
+	imgs := []imagegen.Named{
+		{Name: "library/alpine", Tag: "3.17", Image: base[0].Image},
+		{Name: "library/nginx", Tag: "1.25", Image: base[1].Image},
+		{Name: "private/tool", Tag: "v1", Image: base[0].Image},
+	}
+	reg := mpPushImages(t, imgs)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	wl := filepath.Join(t.TempDir(), "webhooks.yaml")
+	if err := os.WriteFile(wl, []byte(fmt.Sprintf("version: 1\ncvmfs_repo: '%s'\ninput:\n  - 'http://%s/library/*'\n", mpRepo, reg.Host)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", childFreePort(t))
+	storeRoot := t.TempDir()
+	serve := startFrontdoorServe(t, "serve with the front door", t.TempDir(), storeRoot, httpAddr, tokenFile, wl, childFreePort(t))
+	raw, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := frontdoorAPI{base: "http://" + httpAddr, token: strings.TrimSpace(string(raw))}
+	fixture := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("..", "services", "frontdoor", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.ReplaceAll(b, []byte("harbor.example.com"), []byte(reg.Host))
+	}
+	for _, f := range []struct{ file, contentType string }{
+		{"harbor-default-push.json", "application/json"},
+		{"harbor-cloudevents-push.json", "application/cloudevents+json"},
+		{"harbor-default-outside.json", "application/json"},
+	} {
+		if code := api.call(t, "POST", "/webhooks/harbor", fixture(f.file), f.contentType, nil); code != http.StatusOK {
+			t.Fatalf("POST %s: %d", f.file, code)
+		}
+	}
+	for i, img := range imgs[:2] {
+		image := "http://" + reg.Host + "/" + img.Ref()
+		w := api.waitWish(t, image, "done", 2*time.Minute)
+		if w.Source != "harbor" {
+			t.Errorf("%s: source %q", image, w.Source)
+		}
+		if n := countOf(api.historyTypes(t, w.ID), "conversion.completed"); n != 1 {
+			t.Errorf("%s: %d conversion.completed", image, n)
+		}
+		if _, err := os.Stat(filepath.Join(storeRoot, mpRepo, reg.Host, img.Ref(), base[i].Name, "layer0.txt")); err != nil {
+			t.Errorf("%s is not unpacked: %v", image, err)
+		}
+	}
+	if ws := api.wishes(t); len(ws) != 2 {
+		t.Errorf("wishes: %+v, want the two under library/", ws)
+	}
+	serve.stop(t, mpGracefulStop)
+}
