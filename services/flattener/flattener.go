@@ -141,7 +141,11 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 		s.Metrics.Images.WithLabelValues("present").Inc()
 	}
 	if multi(in) {
-		return s.platformDone(ctx, st, in, desc, final, present, start, log) // multiarch.go
+		if err := s.platformDone(ctx, st, in, desc, final, present, start, log); err != nil { // multiarch.go
+			return err
+		}
+		// On CernVM-FS the platform's tree is published here, after platformDone's event.
+		return tx.Commit(ctx, filepath.Join(st.Root, ".flat"), filepath.Dir(final), final)
 	}
 	if _, err := store.SymlinkAtomic(publicTarget(img.Name, st.Root, final), st.PublicPath(img.Name)); err != nil {
 		return err
