@@ -211,8 +211,20 @@ func TestLazyEstargz(t *testing.T) {
 		return stdout
 	}
 
+	// --no-upload --dump-manifest converts in the process and prints the manifest, pushing
+	// nothing.
 	before := len(reg.RequestLog(t))
-	stdout := lazyCLI("lazy/base", "1", "esgz")
+	stdout := lazyCLI("lazy/base", "1", "dry", "--no-upload", "--dump-manifest")
+	var dumped v1.Manifest
+	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout)), &dumped); err != nil || len(dumped.Layers) != 3 || dumped.Layers[0].Annotations[estargz.TOCJSONDigestAnnotation] == "" {
+		t.Errorf("--dump-manifest printed %q (%v)", stdout, err)
+	}
+	if puts, mounts := uploadsTo(reg.RequestLog(t)[before:], "lazy/base"); puts+mounts != 0 {
+		t.Errorf("--no-upload uploaded %d blobs and mounted %d", puts, mounts)
+	}
+
+	before = len(reg.RequestLog(t))
+	stdout = lazyCLI("lazy/base", "1", "esgz")
 	if !strings.Contains(stdout, "converted") || !strings.Contains(stdout, reg.Host+"/lazy/base:esgz@sha256:") {
 		t.Fatalf("flatbed lazy said:\n%s", stdout)
 	}

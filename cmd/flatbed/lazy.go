@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -36,6 +37,7 @@ type lazyOpts struct {
 	concurrency                     int
 	prioritized                     string
 	dir                             string
+	certDirs                        []string
 	timeout                         time.Duration
 	waitForStages                   bool
 }
@@ -89,6 +91,21 @@ func newLazy(g *globals) *cobra.Command {
 				ref, _ := imageref.Parse(job.Image)
 				g.registryAuth = append(g.registryAuth, registry.WithBasicAuth(ref.Registry, user, pass))
 			}
+			if len(o.certDirs) > 0 {
+				if g.natsURL != "" {
+					return &exitError{exitUsage, errors.New("--cert-dir works when the stages run in this process (without --nats); give the 'flatbed serve' processes --root-ca")}
+				}
+				for _, d := range o.certDirs {
+					cas, err := filepath.Glob(filepath.Join(d, "*.crt"))
+					if err != nil || len(cas) == 0 {
+						return &exitError{exitUsage, fmt.Errorf("--cert-dir %s: no *.crt root CA in it", d)}
+					}
+					g.registryTLS.RootCAs = append(g.registryTLS.RootCAs, cas...)
+				}
+				if _, err := g.registryOptions(); err != nil {
+					return err
+				}
+			}
 			g.lazyConcurrency, g.lazyTempDir = o.concurrency, o.dir
 			if o.noUpload {
 				return lazyHere(cmd.Context(), g, o, job, cmd.OutOrStdout())
@@ -110,6 +127,7 @@ func newLazy(g *globals) *cobra.Command {
 	f.IntVar(&o.concurrency, "concurrency-limit", lazy.DefaultConcurrency, "platforms of a multi-arch image converted at once")
 	f.StringVar(&o.prioritized, "prioritized-files", "", "file listing the paths eStargz puts first, one a line (e.g. what the container reads at start)")
 	f.StringVarP(&o.dir, "dir", "d", "", "directory for the temporary blobs (default: the system's)")
+	f.StringArrayVar(&o.certDirs, "cert-dir", nil, "directory whose *.crt files are root CAs trusted for the registry, as --root-ca (repeatable; client certificates are not supported)")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Hour, "give up waiting for the pipeline's result after this long")
 	f.BoolVar(&o.waitForStages, "wait-for-stages", false, "with --nats: submit the wish even when a stage has no worker yet, and wait for it")
 	_ = cmd.MarkFlagRequired("repository")
@@ -217,7 +235,11 @@ func lazyHere(ctx context.Context, g *globals, o *lazyOpts, job events.Job, out 
 		return &exitError{exitUsage, err}
 	}
 	ctx = registry.ContextWithScheme(ctx, src.Scheme, src.Registry)
-	reg := append([]registry.Option{registry.WithTimeout(g.registryWait)}, g.registryAuth...)
+	reg, err := g.registryOptions()
+	if err != nil {
+		return err
+	}
+	reg = append(reg, g.registryAuth...)
 	var res *lazy.Result
 	err = registry.Do(ctx, reg, func(ro []remote.Option) error {
 		res, err = lazy.Convert(ctx, lazy.Request{Source: srcRef, Target: dstRef, Format: job.LazyFormat, Converter: conv, OCI: job.LazyOCI,
