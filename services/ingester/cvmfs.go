@@ -28,6 +28,20 @@ func (s *Service) publisher(cvmfsRepo string) *cvmfs.Publisher {
 	return s.CVMFS(cvmfsRepo)
 }
 
+// stored says the layer is in the store. On CernVM-FS that is its layerfs and its
+// description: an ingest is published on its own, so a layerfs whose description was aborted
+// after it (a SIGTERM, a failed transaction) is ingested again.
+func (s *Service) stored(st *store.Store, cvmfsRepo, digest string) bool {
+	if !st.HasLayer(digest) {
+		return false
+	}
+	if s.publisher(cvmfsRepo) == nil {
+		return true
+	}
+	_, err := os.Stat(filepath.Join(st.LayerMeta(digest), layer.MetaFile))
+	return err == nil
+}
+
 // ingestCVMFS publishes the layer through cvmfs_server: its uncompressed tar streamed into
 // `ingest --catalog -t - -b .layers/xx/<d>/layerfs` as it downloads (nothing unpacked here;
 // a download or digest failure kills the ingest before it publishes, and aborts), then its

@@ -86,7 +86,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		return events.Permanent(err)
 	}
 	start := time.Now()
-	present := st.HasLayer(l.Digest)
+	present := s.stored(st, in.Job.CvmfsRepo, l.Digest)
 	var fetched int64
 	if present {
 		// The store is keyed by the compressed digest; an image that claims another
@@ -157,12 +157,12 @@ func (s *Service) ingest(ctx context.Context, st *store.Store, in events.LayerRe
 		}
 		defer release()
 		ctx = held
-		if st.HasLayer(l.Digest) {
+		if s.stored(st, in.Job.CvmfsRepo, l.Digest) {
 			return nil, nil
 		}
 	}
 	if p := s.publisher(in.Job.CvmfsRepo); p != nil {
-		if _, err := os.Stat(filepath.Join(st.LayerMeta(l.Digest), layer.MetaFile)); err == nil && st.HasLayer(l.Digest) {
+		if s.stored(st, in.Job.CvmfsRepo, l.Digest) {
 			return nil, nil
 		}
 		return s.ingestCVMFS(ctx, st, p, in, gref.Context().Digest(l.Digest), log)
