@@ -171,14 +171,20 @@ func TestMultiArchConversion(t *testing.T) {
 	})
 
 	t.Run("a re-run is already converted from one HEAD", func(t *testing.T) {
+		thinRef := reg.Host + "/thin/" + good.Ref()
+		list := rawDigest(t, thinRef)
 		seen := len(reg.RequestLog(t))
-		out, _ := runFlatbed(t, 0, append(args, "-i")...)
+		out, _ := runFlatbed(t, 0, args...)
 		if l := resultLine(t, out, "http://"+pub); !strings.Contains(l, "already converted") {
 			t.Errorf("re-run: %s", l)
 		}
 		asked := sortRequests(reg.RequestLog(t)[seen:])
 		if got := asked.manifests[good.Name]; len(got) != 1 || got[0] != "HEAD" {
 			t.Errorf("re-run asked the manifest with %v, want one HEAD", got)
+		}
+		// The thin image of an image already converted is checked, and stays the list.
+		if got := rawDigest(t, thinRef); got != list {
+			t.Errorf("after the re-run the thin tag names %s, not the manifest list %s", got, list)
 		}
 	})
 

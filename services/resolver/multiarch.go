@@ -60,7 +60,7 @@ func recordedMulti(st *store.Store, ref imageref.Ref) (*resolution, bool) {
 		if img.Validate() != nil {
 			return nil, false
 		}
-		r.Descs = append(r.Descs, &events.Description{Image: img})
+		r.Descs = append(r.Descs, &events.Description{Image: img, Manifest: raw})
 		platforms = append(platforms, pl)
 	}
 	r.Primary = multiarch.Primary(platforms, Host)

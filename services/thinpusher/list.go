@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -14,6 +16,7 @@ import (
 	"flatbed.dev/events"
 	"flatbed.dev/pkg/multiarch"
 	"flatbed.dev/pkg/registry"
+	"flatbed.dev/pkg/store"
 )
 
 // The thin image of a multi-arch image (-m) is a manifest list of per-platform thin images,
@@ -98,4 +101,21 @@ func onPlatform(img v1.Image, p v1.Platform) (v1.Image, error) {
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
 	return mutate.ConfigFile(img, cf)
+}
+
+// resolvedList is handleResolved for a multi-arch image the store already holds: its thin
+// manifest list, pushed where the target lacks it (or a platform's thin image).
+func (s *Service) resolvedList(ctx context.Context, in events.ImageResolved, start time.Time) error {
+	digest, err := s.pushList(ctx, in.Job, in.Platforms, true)
+	if err != nil {
+		return err
+	}
+	flat := store.New(".").FlatDir(in.Image.ConfigDigest) // relative to the repository
+	res := events.ThinPushed{Job: in.Job, Image: in.Image, FlatPath: filepath.ToSlash(flat), PublicPath: in.Image.Name,
+		ThinImage: in.Job.ThinImage, ThinDigest: digest, AlreadyConverted: true, Seconds: time.Since(start).Seconds()}
+	env, err := events.New(events.ThinPushedType, source, events.ID(events.ThinPushedType, in.Job.WishID, in.Image.Digest), in.Job, in.Job.Image, res)
+	if err != nil {
+		return err
+	}
+	return s.Bus.Publish(ctx, env)
 }

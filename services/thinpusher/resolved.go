@@ -33,6 +33,9 @@ func (s *Service) handleResolved(ctx context.Context, d *bus.Delivery) error {
 		return nil // converted now: its image.flattened brings it; or no thin image is wanted
 	}
 	start := time.Now()
+	if len(in.Platforms) > 0 {
+		return s.resolvedList(ctx, in, start) // a multi-arch image: its manifest list (list.go)
+	}
 	img, out, dst, err := s.thinImage(ctx, in.Job, in.Image)
 	if err != nil {
 		return err
