@@ -21,9 +21,9 @@ DEPLOY=$ROOT/deploy
 # Every stage flatbed has: each must run in every deployment form, since every process declares
 # every stage's durable consumer and the janitor sweeps only what all of them acknowledged (a
 # stage that runs nowhere keeps its events in the stream). Checked against `flatbed serve --help`.
-SERVICES=(resolver ingester flattener thinpusher relocator lazy notifier frontdoor)
+SERVICES=(resolver ingester flattener thinpusher relocator lazy exporter notifier frontdoor)
 # The stages that need only the registries and the bus: no store, several replicas.
-NOSTORE=(thinpusher relocator lazy frontdoor)
+NOSTORE=(thinpusher relocator lazy exporter frontdoor)
 
 failures=()
 fail() { echo "FAIL: $*" >&2; failures+=("$*"); }
