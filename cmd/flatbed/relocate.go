@@ -30,6 +30,9 @@ type relocateOpts struct {
 	timeout       time.Duration
 	waitForStages bool
 
+	rewrite    []string // YAML files to copy with the relocated images (--rewrite)
+	rewriteDir string   // where the copies go (--rewrite-dir)
+
 	namer relocate.Namer // from prefix and noFlatten
 }
 
@@ -56,6 +59,11 @@ PREFIX is REGISTRY[:PORT][/PATH] (http://REGISTRY… for a plain-http registry).
 written as docker writes it (istio/proxyv2:1.2 is docker.io/istio/proxyv2:1.2) or with a
 scheme (http://localhost:5000/app:1). --mapping FILE gets a JSON object: each image as written
 to its relocated reference with the digest copied, for the images that were relocated.
+--rewrite FILE (repeatable) writes a copy of each YAML file (Kubernetes manifests, Helm values,
+several documents each) to --rewrite-dir DIR with every image the relocation mapped replaced
+by its relocated reference, pinned to its digest: image: nginx:1.25 becomes
+image: PREFIX/library-nginx-<md5>:1.25@sha256:…, however the file writes the name
+(docker.io/library/nginx:1.25 too); comments, quoting and everything else stay as they were.
 
 Exit status:
   0    every image relocated with its digests
@@ -87,6 +95,8 @@ func newRelocate(g *globals) *cobra.Command {
 	f.StringVar(&o.prefix, "repository-prefix", "", "where the images go: REGISTRY[:PORT][/PATH] (required)")
 	f.BoolVar(&o.noFlatten, "no-flatten", false, "keep each image's repository path below the prefix instead of duffle's flat name")
 	f.StringVar(&o.mapping, "mapping", "", "write the mapping, original image -> relocated reference with digest, to this JSON file")
+	f.StringArrayVar(&o.rewrite, "rewrite", nil, "copy this YAML file to --rewrite-dir with every relocated image replaced (repeatable)")
+	f.StringVar(&o.rewriteDir, "rewrite-dir", "", "where --rewrite writes its copies (each under its own file name)")
 	f.StringVar(&o.bundle, "bundle", "", "relocate the images of this CNAB bundle.json (in this process; needs --output-bundle)")
 	f.StringVar(&o.outputBundle, "output-bundle", "", "write the relocated bundle.json here")
 	f.StringVar(&o.fromLayout, "from-layout", "", "read the images from this OCI image layout instead of their registries (in this process, offline)")
@@ -112,6 +122,10 @@ func (o *relocateOpts) check(refs []string) error {
 		return errors.New("--bundle and --output-bundle go together: the relocated bundle is written to --output-bundle")
 	case o.bundle != "" && len(refs) > 0:
 		return errors.New("name the images with REF... or --bundle, not both")
+	case (len(o.rewrite) > 0) != (o.rewriteDir != ""):
+		return errors.New("--rewrite and --rewrite-dir go together: the copies of the --rewrite files are written to --rewrite-dir")
+	case len(o.rewrite) > 0 && !distinctNames(o.rewrite):
+		return errors.New("--rewrite: two files have the same name, and their copies would go to one file of --rewrite-dir")
 	case o.bundle == "" && o.fromLayout == "" && len(refs) == 0:
 		return errors.New("nothing to relocate: name images (REF...), a bundle (--bundle) or an OCI layout (--from-layout)")
 	}
@@ -199,6 +213,9 @@ func finishRelocation(o *relocateOpts, m relocate.Mapping, err error, out io.Wri
 		if werr := m.WriteFile(o.mapping); werr != nil {
 			return werr
 		}
+	}
+	if rerr := rewriteFiles(o, m, out); rerr != nil {
+		return rerr
 	}
 	if err == nil {
 		return nil
