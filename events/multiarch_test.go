@@ -77,3 +77,17 @@ func TestCheckPlatforms(t *testing.T) {
 		t.Error("an image.resolved whose platforms name another image is accepted")
 	}
 }
+
+// An index wished by digest names the image by the index's digest, the manifest picked from
+// it by its own.
+func TestImageNamedByIndexDigest(t *testing.T) {
+	img := samplePlatforms()[1]
+	img.Tag, img.Name = "", img.Registry+"/"+img.Repository+"@"+img.IndexDigest
+	if err := img.Validate(); err != nil {
+		t.Errorf("an image named by its index's digest is refused: %v", err)
+	}
+	img.IndexDigest = ""
+	if err := img.Validate(); err == nil {
+		t.Error("an image named by a digest that is neither its own nor its index's is accepted")
+	}
+}

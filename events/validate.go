@@ -157,7 +157,9 @@ func (i Image) Validate() error {
 	if i.Tag != "" {
 		want = i.Registry + "/" + i.Repository + ":" + i.Tag
 	}
-	if i.Name != want {
+	// An index wished by digest is named by the index's digest; Digest is the manifest picked.
+	byIndex := i.Tag == "" && i.IndexDigest != "" && i.Name == i.Registry+"/"+i.Repository+"@"+i.IndexDigest
+	if i.Name != want && !byIndex {
 		return fmt.Errorf("image.name %q does not match its registry, repository and tag (%q)", clip(i.Name), want)
 	}
 	if !mediaTypeRe.MatchString(i.MediaType) {

@@ -107,3 +107,24 @@ func TestResolveIndexWithoutHostPlatform(t *testing.T) {
 	s, b := newService(t)
 	checkRefused(t, s, b, eventstest.Job("http://"+host+"/multi/arch:1"), "linux/s390x", "linux/amd64, linux/arm64/v8", "-m/--multi-arch")
 }
+
+// An index wished by its digest resolves like a tag naming it: the name carries the index's
+// digest, each platform its own manifest's.
+func TestResolveIndexByDigest(t *testing.T) {
+	withHost(t, linuxAMD64)
+	host := registrytest.Serve(t, nil)
+	pushIndex(t, host, "multi/arch:1", linuxAMD64, linuxARM64)
+	idx := headDigest(t, host+"/multi/arch:1")
+	for _, multi := range []bool{false, true} {
+		s, b := newService(t)
+		job := eventstest.Job("http://" + host + "/multi/arch@" + idx)
+		job.MultiArch = multi
+		if err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1)); err != nil {
+			t.Fatalf("multi %v: %v", multi, err)
+		}
+		r := eventstest.Decode[events.ImageResolved](t, b.OfType(events.ImageResolvedType)[0])
+		if err := r.Validate(); err != nil || r.Image.Name != host+"/multi/arch@"+idx || r.Image.IndexDigest != idx {
+			t.Errorf("multi %v: resolved %s (index %s): %v", multi, r.Image.Name, r.Image.IndexDigest, err)
+		}
+	}
+}
