@@ -173,6 +173,12 @@ func convert(ctx context.Context, g *globals, o *convertOpts, wl *wishlist.Wishl
 	if g.natsURL == "" {
 		services = allServices
 	}
+	if len(services) > 0 && isTerminal(os.Stderr) {
+		// On a terminal the in-process ingester's bytes are drawn as bars; the log lines
+		// and results are printed above them.
+		stop := g.startProgress(os.Stderr)
+		defer stop()
+	}
 	p, err := startPipeline(ctx, g, services, "")
 	if err != nil {
 		if ctx.Err() != nil {

@@ -153,7 +153,7 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 			return err
 		}
 		return (&ingester.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Registry: reg, Concurrency: g.jobs, MaxAttempts: g.maxAttempts, Locks: locks, MaxLayerBytes: g.maxLayer,
-			CVMFS: g.publisherFunc(ctx, locks)}).Register(ctx, b)
+			CVMFS: g.publisherFunc(ctx, locks), Progress: g.layerProgress()}).Register(ctx, b)
 	case flattener.Name:
 		locks, err := b.Locks(ctx)
 		if err != nil {

@@ -42,6 +42,8 @@ type globals struct {
 	lazyConcurrency int
 	lazyTempDir     string
 	log             *slog.Logger
+	// progress draws an interactive convert's bars (progress.go); nil otherwise.
+	progress *progressView
 }
 
 func newRoot() *cobra.Command {

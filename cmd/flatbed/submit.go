@@ -62,6 +62,9 @@ func (s *submission) run(ctx, runCtx context.Context, wl *wishlist.Wishlist, img
 			return t, err
 		}
 		pending[job.WishID] = job.Image
+		if g.progress != nil {
+			g.progress.wished(job.WishID, job.Image)
+		}
 	}
 
 	progress := time.NewTicker(progressInterval)
@@ -90,6 +93,9 @@ func (s *submission) run(ctx, runCtx context.Context, wl *wishlist.Wishlist, img
 				continue
 			}
 			delete(pending, r.wishID)
+			if g.progress != nil {
+				g.progress.ended(r.wishID, r.completed != nil)
+			}
 			if r.completed != nil {
 				c := r.completed
 				how := "converted"
@@ -99,16 +105,16 @@ func (s *submission) run(ctx, runCtx context.Context, wl *wishlist.Wishlist, img
 				} else {
 					t.converted++
 				}
-				fmt.Printf("%-17s %s -> %s\n", how, img, filepath.Join(c.Repository, c.PublicPath))
+				fmt.Fprintf(g.stdout(), "%-17s %s -> %s\n", how, img, filepath.Join(c.Repository, c.PublicPath))
 				continue
 			}
 			if wl.Ignored(img) {
 				t.ignored++
-				fmt.Printf("%-17s %s: %s (ignored: matches ignoreErrors)\n", "failed", img, r.failed.Error)
+				fmt.Fprintf(g.stdout(), "%-17s %s: %s (ignored: matches ignoreErrors)\n", "failed", img, r.failed.Error)
 				continue
 			}
 			t.failed++
-			fmt.Printf("%-17s %s: %s\n", "FAILED", img, r.failed.Error)
+			fmt.Fprintf(g.stdout(), "%-17s %s: %s\n", "FAILED", img, r.failed.Error)
 		}
 	}
 	return t, nil

@@ -40,6 +40,8 @@ type blobStream struct {
 	h       hash.Hash // nil for digests other than sha256
 	n       int64
 	end     error // the first error (io.EOF included) the stream returned
+
+	progress func(n int64) // told of the bytes read, when set
 }
 
 func newBlobStream(r io.Reader, digest string, fetched *atomic.Int64) *blobStream {
@@ -54,6 +56,9 @@ func (b *blobStream) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n += int64(n)
 	b.fetched.Add(int64(n))
+	if b.progress != nil && n > 0 {
+		b.progress(int64(n))
+	}
 	if b.h != nil {
 		b.h.Write(p[:n])
 	}

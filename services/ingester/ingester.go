@@ -48,6 +48,9 @@ type Service struct {
 	// publishes that repository's layers through cvmfs_server (cvmfs.go) instead of
 	// unpacking them in place.
 	CVMFS func(cvmfsRepo string) *cvmfs.Publisher
+	// Progress, when set, is told of each layer's compressed bytes as they arrive, n at a
+	// time (an interactive convert draws them); a layer fetched again counts again.
+	Progress func(in events.LayerRequested, n int64)
 
 	clientOnce sync.Once
 	client     *registry.Client // made from Registry at the first layer
@@ -248,6 +251,9 @@ func (s *Service) unpack(ctx context.Context, dir string, ref name.Digest, ro []
 	defer blob.Close()
 	log.Debug("unpacking layer", "size", l.Size)
 	stream := newBlobStream(blob, l.Digest, &s.Metrics.fetched)
+	if s.Progress != nil {
+		stream.progress = func(n int64) { s.Progress(in, n) }
+	}
 	meta, err := layer.Extract(ctx, stream, dir, layer.Want{Digest: l.Digest, DiffID: l.DiffID, MediaType: l.MediaType, Size: l.Size},
 		layer.Options{Whiteouts: wo, Logger: log, MaxUncompressedBytes: s.MaxLayerBytes})
 	if err != nil {
