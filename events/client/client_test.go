@@ -268,6 +268,14 @@ func TestPublishWishOutputs(t *testing.T) {
 	if j := w.Job; j.WishID != id || len(j.Outputs) != 1 || j.Outputs[0] != events.OutputRelocated || j.RelocatePrefix != "mirror.example/team" || !j.RelocateNoFlatten {
 		t.Errorf("job %+v", j)
 	}
+	if _, err := c.PublishWish(ctx, client.Wish{Image: "registry.example/demo/hello:1.0", Outputs: []string{events.OutputExported},
+		ExportRemote: "s3://bucket/images?region=us-east-1", ExportCompress: "zstd"}); err != nil {
+		t.Errorf("an export: %v", err)
+	}
+	if _, err := c.PublishWish(ctx, client.Wish{Image: "registry.example/demo/hello:1.0", Outputs: []string{events.OutputExported},
+		ExportRemote: "s3://key:secret@bucket/images"}); !errors.Is(err, events.ErrInvalid) {
+		t.Errorf("an export to a remote with credentials: %v, want ErrInvalid", err)
+	}
 	if _, err := c.PublishWish(ctx, client.Wish{Image: "registry.example/demo/hello:1.0", Outputs: []string{events.OutputRelocated}}); !errors.Is(err, events.ErrInvalid) {
 		t.Errorf("a relocation without a prefix: %v, want ErrInvalid", err)
 	}

@@ -26,6 +26,8 @@ type Wish struct {
 	Outputs           []string
 	RelocatePrefix    string // with OutputRelocated: the repository prefix, e.g. registry.example.org/mirror
 	RelocateNoFlatten bool   // with OutputRelocated: keep the repository hierarchy under the prefix
+	ExportRemote      string // with OutputExported: the registry-less remote, dir:///PATH or s3://BUCKET[/PREFIX]?region=&endpoint=
+	ExportCompress    string // with OutputExported: "zstd" keeps layers recompressed on the remote
 
 	WishID        string // "" makes a new random one
 	CorrelationID string // "" takes the client's (CorrelationID)
@@ -46,6 +48,7 @@ func (c *Client) publish(ctx context.Context, w Wish) (string, uint64, error) {
 		ThinImage: w.ThinImage, SkipThin: w.ThinImage == "", ConvertAgain: w.ConvertAgain, User: w.User,
 		SkipPodman: w.SkipPodman, MultiArch: w.MultiArch, Outputs: w.Outputs, RelocatePrefix: w.RelocatePrefix, RelocateNoFlatten: w.RelocateNoFlatten,
 		SubmittedAt: time.Now().UTC()}
+	job.ExportRemote, job.ExportCompress = w.ExportRemote, w.ExportCompress
 	if job.WishID == "" {
 		job.WishID = newID()
 	}
