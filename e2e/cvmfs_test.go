@@ -340,3 +340,54 @@ func TestCVMFSTransactionsNeverOverlap(t *testing.T) {
 		t.Errorf("a transaction was aborted:\n%s", b)
 	}
 }
+
+// Mountless (--store-backend REPO=cvmfs-ingest), everything goes through cvmfs_server
+// ingest: each layer and its description, the catalogs of .layers, .layers/<xx>, .flat and
+// .flat/<xx> (empty ingests, once), the flat tree built locally and streamed, the public
+// symlink, and last the metadata; never a transaction.
+func TestCVMFSMountlessConversion(t *testing.T) {
+	reg := harness.StartRegistry(t)
+	storeRoot := t.TempDir()
+	t.Cleanup(func() { store.RemoveAll(storeRoot) })
+	repo := filepath.Join(storeRoot, mpRepo)
+	os.MkdirAll(repo, 0o755)
+	_, log := cvmfsStandIn(t, repo)
+	base := tarOf(t, map[string]string{"etc/os-release": "ID=flatbed-cvmfs\n"})
+	layers, cfg := cvmfsImage(t, reg.Host, "apps/gw", base, "v1", "I am mountless\n")
+	runFlatbed(t, 0, "convert", writeRawWishlist(t, reg.Host, []string{"apps/gw:v1"}), "-i", "--max-concurrent-downloads", "1",
+		"--store-root", storeRoot, "--state-dir", t.TempDir(), "--store-backend", mpRepo+"="+"cvmfs-ingest")
+	shard := func(b []byte) string { return strings.TrimPrefix(sha256Of(b), "sha256:")[:2] }
+	flat := flatRelOf(cfg)
+	want := []string{
+		"ingest --catalog -t - -b .layers/L0/layerfs REPO", "ingest --catalog -t - -b .layers REPO", "ingest --catalog -t - -b .layers/" + shard(layers[0]) + " REPO",
+		"ingest -t - -b .layers/L0/.metadata REPO",
+		"ingest --catalog -t - -b .layers/L1/layerfs REPO",
+	}
+	if shard(layers[1]) != shard(layers[0]) {
+		want = append(want, "ingest --catalog -t - -b .layers/"+shard(layers[1])+" REPO")
+	}
+	want = append(want, "ingest -t - -b .layers/L1/.metadata REPO",
+		"ingest --catalog -t - -b .flat REPO", "ingest --catalog -t - -b "+filepath.Dir(flat)+" REPO", "ingest --catalog -t - -b "+flat+" REPO",
+		"ingest -t - -b "+reg.Host+"/apps REPO", "ingest -t - -b .metadata/"+reg.Host+"/apps/gw:v1 REPO")
+	if got := standInCalls(t, log, layers...); !slices.Equal(got, want) {
+		t.Errorf("a mountless conversion ran\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	st := store.New(repo)
+	name := reg.Host + "/apps/gw:v1"
+	for path, body := range map[string]string{"app/v1": "I am mountless\n", "etc/os-release": "ID=flatbed-cvmfs\n"} {
+		if b, err := os.ReadFile(filepath.Join(st.PublicPath(name), path)); err != nil || string(b) != body {
+			t.Errorf("%s reads %q, %v", path, b, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(st.PublicPath(name), ".singularity.d", "env", "90-environment.sh")); err != nil {
+		t.Error(err)
+	}
+	runFlatbed(t, 0, "verify", mpRepo, "--store-root", storeRoot)
+	// Converted: the next run asks cvmfs_server nothing.
+	os.Remove(log)
+	out, _ := runFlatbed(t, 0, "convert", writeRawWishlist(t, reg.Host, []string{"apps/gw:v1"}), "-i",
+		"--store-root", storeRoot, "--state-dir", t.TempDir(), "--store-backend", mpRepo+"="+"cvmfs-ingest")
+	if got := standInCalls(t, log); len(got) != 0 || !strings.Contains(out, "already converted") {
+		t.Errorf("an unchanged image ran %q:\n%s", got, out)
+	}
+}

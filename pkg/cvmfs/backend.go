@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -143,4 +144,20 @@ func (p *Publisher) IngestFiles(ctx context.Context, base string, files ...File)
 		return err
 	}
 	return p.Ingest(ctx, base, io.Reader(&buf), false)
+}
+
+// MakeCatalog makes dir (under the mountpoint) the root of a nested catalog with an empty
+// ingest --catalog, unless the repository shows it is one already: a mountless publisher's
+// way to place a .cvmfscatalog.
+func (p *Publisher) MakeCatalog(ctx context.Context, dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, ".cvmfscatalog")); err == nil {
+		return nil
+	}
+	rel, err := p.Rel(dir)
+	if err != nil {
+		return err
+	}
+	var empty bytes.Buffer
+	_ = tar.NewWriter(&empty).Close()
+	return p.Ingest(ctx, rel, &empty, true)
 }

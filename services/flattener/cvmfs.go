@@ -2,14 +2,13 @@ package flattener
 
 import (
 	"context"
-	"fmt"
 
-	"flatbed.dev/events"
 	"flatbed.dev/pkg/cvmfs"
 )
 
 // begin opens the cvmfs_server transaction of the wish's repository, in which the flat tree,
-// the public path, the metadata and the podman entry are written; nil for a plain directory
+// the public path, the metadata and the podman entry are written (a mountless repository
+// never gets here: mountless.go); nil for a plain directory
 // (every method of a nil *cvmfs.Tx does nothing). It is published just before image.flattened
 // is: a failure, a SIGTERM or a lost lease before that aborts it (abort -f), nothing published.
 func (s *Service) begin(ctx context.Context, cvmfsRepo string) (*cvmfs.Tx, error) {
@@ -19,10 +18,6 @@ func (s *Service) begin(ctx context.Context, cvmfsRepo string) (*cvmfs.Tx, error
 	p := s.CVMFS(cvmfsRepo)
 	if p == nil {
 		return nil, nil
-	}
-	if p.Mountless {
-		return nil, events.Permanent(fmt.Errorf("repository %s is published mountless (--store-backend %s=cvmfs-ingest): its layers are ingested, "+
-			"but flat trees need a transaction on a publisher's mount; choose %s=cvmfs on a publisher node", p.Repo, p.Repo, p.Repo))
 	}
 	return p.Begin(ctx)
 }

@@ -123,6 +123,9 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 		defer release()
 		ctx = held
 	}
+	if p := s.mountless(in.Job.CvmfsRepo); p != nil {
+		return s.flattenMountless(ctx, p, st, in, desc, final, start, log) // mountless.go
+	}
 	tx, err := s.begin(ctx, in.Job.CvmfsRepo)
 	if err != nil {
 		return err

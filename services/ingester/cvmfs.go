@@ -1,8 +1,6 @@
 package ingester
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -110,14 +108,7 @@ func (s *Service) describeCVMFS(ctx context.Context, st *store.Store, p *cvmfs.P
 		})
 	}
 	for _, dir := range []string{st.LayersDir(), filepath.Dir(st.LayerDir(digest))} {
-		if _, err := os.Stat(filepath.Join(dir, ".cvmfscatalog")); err == nil {
-			continue
-		}
-		rel, err := p.Rel(dir)
-		if err != nil {
-			return err
-		}
-		if err := p.Ingest(ctx, rel, emptyTar(), true); err != nil {
+		if err := p.MakeCatalog(ctx, dir); err != nil {
 			return err
 		}
 	}
@@ -154,10 +145,4 @@ func (s *Service) originCVMFS(ctx context.Context, st *store.Store, p *cvmfs.Pub
 		return nil
 	}
 	return s.describeCVMFS(ctx, st, p, digest, nil, config)
-}
-
-func emptyTar() *bytes.Reader {
-	var b bytes.Buffer
-	_ = tar.NewWriter(&b).Close()
-	return bytes.NewReader(b.Bytes())
 }
