@@ -188,6 +188,36 @@ func TestMultiArchConversion(t *testing.T) {
 		}
 	})
 
+	t.Run("verify, gc and delete-image know the platforms", func(t *testing.T) {
+		var trees []string
+		for _, dir := range []string{"amd64", "arm64:v8"} {
+			tree, err := filepath.EvalSymlinks(st.MultiarchPath(dir, pub))
+			if err != nil {
+				t.Fatal(err)
+			}
+			trees = append(trees, tree)
+		}
+		runFlatbed(t, 0, "verify", mpRepo, "--store-root", storeRoot)
+		out, _ := runFlatbed(t, 0, "gc", mpRepo, "--store-root", storeRoot, "--min-age", "-1s")
+		for _, tree := range trees {
+			if _, err := os.Stat(tree); err != nil {
+				t.Errorf("gc removed %s, which .multiarch links to:\n%s", tree, out)
+			}
+		}
+		runFlatbed(t, 0, "delete-image", mpRepo, "http://"+pub, "--store-root", storeRoot)
+		for _, p := range []string{st.PublicPath(pub), st.MultiarchPath("amd64", pub), st.MultiarchPath("arm64:v8", pub), st.MetadataDir(pub)} {
+			if _, err := os.Lstat(p); err == nil {
+				t.Errorf("%s is still there after delete-image", p)
+			}
+		}
+		out, _ = runFlatbed(t, 0, "gc", mpRepo, "--store-root", storeRoot, "--min-age", "-1s")
+		for _, tree := range trees {
+			if _, err := os.Stat(tree); err == nil {
+				t.Errorf("after delete-image, gc left %s:\n%s", tree, out)
+			}
+		}
+	})
+
 	t.Run("without -m only the host's platform", func(t *testing.T) {
 		root := t.TempDir()
 		st := store.New(filepath.Join(root, mpRepo))

@@ -44,12 +44,13 @@ func (e *ImageDeleted) Validate() error {
 	if err := checkRel("name", e.Name); err != nil {
 		return err
 	}
-	if len(e.Removed) > 2 {
-		return fmt.Errorf("removed lists %d paths; an image has a public path and a recorded manifest", len(e.Removed))
+	if len(e.Removed) > 2+2*MaxPlatforms {
+		return fmt.Errorf("removed lists %d paths; an image has a public path and a recorded manifest, and a multi-arch image a link and a record per platform (at most %d)",
+			len(e.Removed), MaxPlatforms)
 	}
 	for _, p := range e.Removed {
-		if p != e.Name && p != ".metadata/"+e.Name {
-			return fmt.Errorf("removed %q is neither the image's public path nor its .metadata directory", clip(p))
+		if p != e.Name && p != ".metadata/"+e.Name && !isPlatformPath(p, e.Name) {
+			return fmt.Errorf("removed %q is neither the image's public path nor its .metadata directory, nor a platform's", clip(p))
 		}
 	}
 	return nil

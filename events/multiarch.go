@@ -66,3 +66,18 @@ func checkFlatPlatforms(img Image, fs []FlatPlatform) error {
 	}
 	return nil
 }
+
+// isPlatformPath says p is what the store holds of one platform of the multi-arch image name:
+// .multiarch/<dir>/<name> or .metadata/.multiarch/<dir>/<name>, dir one path component.
+func isPlatformPath(p, name string) bool {
+	rest, ok := strings.CutPrefix(p, ".metadata/")
+	if !ok {
+		rest = p
+	}
+	rest, ok = strings.CutPrefix(rest, ".multiarch/")
+	if !ok {
+		return false
+	}
+	dir, n, ok := strings.Cut(rest, "/")
+	return ok && n == name && dir != "" && dir != "." && dir != ".."
+}

@@ -91,3 +91,20 @@ func TestImageNamedByIndexDigest(t *testing.T) {
 		t.Error("an image named by a digest that is neither its own nor its index's is accepted")
 	}
 }
+
+// image.deleted of a multi-arch image lists its platforms' links and records, and nothing
+// outside them.
+func TestImageDeletedPlatforms(t *testing.T) {
+	name := "r.example/x:1"
+	e := events.ImageDeleted{CvmfsRepo: "unpacked.example.org", Name: name,
+		Removed: []string{name, ".metadata/" + name, ".multiarch/amd64/" + name, ".metadata/.multiarch/arm64:v8/" + name}}
+	if err := e.Validate(); err != nil {
+		t.Errorf("a multi-arch image.deleted is refused: %v", err)
+	}
+	for _, bad := range []string{".multiarch/../" + name, ".multiarch/a/b/" + name, ".multiarch/amd64/r.example/y:1", ".flat/aa/" + name} {
+		e.Removed = []string{bad}
+		if err := e.Validate(); err == nil {
+			t.Errorf("image.deleted removing %q is accepted", bad)
+		}
+	}
+}
