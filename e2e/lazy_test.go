@@ -195,6 +195,33 @@ func listsReferrer(idx v1.IndexManifest, digest, artifactType string) bool {
 	return false
 }
 
+// convertSharingBase converts lazy/base:1 then lazy/app:1 to eStargz (tag esgz) with run,
+// and checks from the registry's access log that the second conversion uploads only the app's
+// own layers (and config), mounts the base's from the first conversion and reads none of the
+// base's source blobs: they were not converted again.
+func convertSharingBase(t *testing.T, reg *harness.Registry, baseLayers []string, run func(repo, in, out string, more ...string) string) {
+	t.Helper()
+	before := len(reg.RequestLog(t))
+	stdout := run("lazy/base", "1", "esgz")
+	if !strings.Contains(stdout, "converted") || !strings.Contains(stdout, reg.Host+"/lazy/base:esgz@sha256:") {
+		t.Fatalf("flatbed lazy said:\n%s", stdout)
+	}
+	if puts, _ := uploadsTo(reg.RequestLog(t)[before:], "lazy/base"); puts != 4 {
+		t.Errorf("converting the base uploaded %d blobs, want its 3 layers and its config", puts)
+	}
+	before = len(reg.RequestLog(t))
+	getsBefore := reg.BlobGETsOf(baseLayers...)
+	stdout = run("lazy/app", "1", "esgz")
+	t.Logf("lazy:\n%s", stdout)
+	puts, mounts := uploadsTo(reg.RequestLog(t)[before:], "lazy/app")
+	if puts != 4 || mounts != 3 {
+		t.Errorf("converting the app uploaded %d blobs and mounted %d; want its 3 own layers and config uploaded, the base's 3 mounted", puts, mounts)
+	}
+	if got := reg.BlobGETsOf(baseLayers...) - getsBefore; got != 0 {
+		t.Errorf("the app's conversion read the base's source layers %d times: they were converted again", got)
+	}
+}
+
 // A multi-layer image of gzip and zstd layers converted to eStargz by `flatbed lazy` against
 // the real registry unpacks with umoci to the tree of the original, every layer passes the
 // estargz library's TOC and chunk verification; converting a second image that shares the
@@ -223,26 +250,7 @@ func TestLazyEstargz(t *testing.T) {
 		t.Errorf("--no-upload uploaded %d blobs and mounted %d", puts, mounts)
 	}
 
-	before = len(reg.RequestLog(t))
-	stdout = lazyCLI("lazy/base", "1", "esgz")
-	if !strings.Contains(stdout, "converted") || !strings.Contains(stdout, reg.Host+"/lazy/base:esgz@sha256:") {
-		t.Fatalf("flatbed lazy said:\n%s", stdout)
-	}
-	if puts, _ := uploadsTo(reg.RequestLog(t)[before:], "lazy/base"); puts != 4 {
-		t.Errorf("converting the base uploaded %d blobs, want its 3 layers and its config", puts)
-	}
-
-	before = len(reg.RequestLog(t))
-	getsBefore := reg.BlobGETsOf(baseLayers...)
-	stdout = lazyCLI("lazy/app", "1", "esgz")
-	t.Logf("lazy:\n%s", stdout)
-	puts, mounts := uploadsTo(reg.RequestLog(t)[before:], "lazy/app")
-	if puts != 4 || mounts != 3 {
-		t.Errorf("converting the app uploaded %d blobs and mounted %d; want its 3 own layers and config uploaded, the base's 3 mounted", puts, mounts)
-	}
-	if got := reg.BlobGETsOf(baseLayers...) - getsBefore; got != 0 {
-		t.Errorf("the app's conversion read the base's source layers %d times: they were converted again", got)
-	}
+	convertSharingBase(t, reg, baseLayers, lazyCLI)
 
 	// Every layer passes eStargz verification, and carries the TOC annotations.
 	m, img := manifestOf(t, reg.Host+"/lazy/app:esgz")
@@ -277,23 +285,14 @@ func TestLazyEstargz(t *testing.T) {
 		t.Errorf("flatbed's extractor unpacks the eStargz image to another tree than the original:\n%s", strings.Join(d, "\n"))
 	}
 
-	// Delete one converted blob of the base from the target: the next run converts that layer
-	// again (one upload) instead of tagging a manifest that names a missing blob.
-	bm, _ := manifestOf(t, reg.Host+"/lazy/base:esgz")
-	gone := bm.Layers[1].Digest.String()
-	req, _ := http.NewRequest(http.MethodDelete, reg.URL()+"/v2/lazy/base/blobs/"+gone, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("deleting %s: %s", gone, resp.Status)
-	}
+	// Delete one converted blob of the base from its repository: the next run does not tag a
+	// manifest that names a missing blob; it brings that one layer back, mounted from lazy/app
+	// (which the KV record names since the app's conversion mounted it there).
+	deleteConvertedLayer(t, reg, "lazy/base", "esgz", 1)
 	before = len(reg.RequestLog(t))
 	lazyCLI("lazy/base", "1", "esgz-again")
-	if puts, _ := uploadsTo(reg.RequestLog(t)[before:], "lazy/base"); puts != 1 {
-		t.Errorf("after deleting a converted blob the next run uploaded %d blobs, want that layer alone", puts)
+	if puts, mounts := uploadsTo(reg.RequestLog(t)[before:], "lazy/base"); puts != 0 || mounts != 1 {
+		t.Errorf("after deleting a converted blob the next run uploaded %d blobs and mounted %d, want that layer alone mounted", puts, mounts)
 	}
 	harness.CopyToOCILayout(t, reg.Host+"/lazy/base:esgz-again") // reads every blob: none is missing
 }
@@ -417,4 +416,51 @@ func runCmd(name string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	return exec.CommandContext(ctx, name, args...).CombinedOutput()
+}
+
+// With overlaybd's MySQL tables in a real MariaDB as the dedup store (--db-type mysql), and a
+// new NATS state for every run (so nothing is remembered in JetStream KV), the second image
+// sharing the base still converts only its own layers; the tables hold a row per layer and
+// repository, and one per converted image; a converted blob deleted from the target is
+// converted again.
+func TestLazyMariaDB(t *testing.T) {
+	reg := harness.StartRegistry(t)
+	db := harness.StartMariaDB(t)
+	baseLayers := lazyImages(t, reg.Host)
+	run := func(repo, in, out string, more ...string) string {
+		args := append([]string{"lazy", "-r", reg.Host + "/" + repo, "-i", in, "-o", out, "--plain", "--db-type", "mysql", "--db-str", db.DSN(),
+			"--state-dir", t.TempDir(), "--store-root", t.TempDir()}, more...)
+		stdout, _ := runFlatbed(t, 0, args...)
+		return stdout
+	}
+	convertSharingBase(t, reg, baseLayers, run)
+	if got := db.Query(t, "SELECT COUNT(*) FROM overlaybd_layers WHERE format = 'estargz' AND host = '"+reg.Host+"'"); got != "9" {
+		t.Errorf("overlaybd_layers has %s rows, want 9 (the base's 3 layers in lazy/base and lazy/app, the app's own 3)", got)
+	}
+	if got := db.Query(t, "SELECT repo FROM overlaybd_manifests ORDER BY repo"); got != "lazy/app\nlazy/base" {
+		t.Errorf("overlaybd_manifests repositories: %q", got)
+	}
+	deleteConvertedLayer(t, reg, "lazy/base", "esgz", 1)
+	before := len(reg.RequestLog(t))
+	run("lazy/base", "1", "esgz-again")
+	if puts, _ := uploadsTo(reg.RequestLog(t)[before:], "lazy/base"); puts != 1 {
+		t.Errorf("after deleting a converted blob the next run uploaded %d blobs, want that layer alone", puts)
+	}
+	harness.CopyToOCILayout(t, reg.Host+"/lazy/base:esgz-again")
+}
+
+// deleteConvertedLayer deletes layer i of repo:tag's manifest from the registry's storage.
+func deleteConvertedLayer(t *testing.T, reg *harness.Registry, repo, tag string, i int) {
+	t.Helper()
+	m, _ := manifestOf(t, reg.Host+"/"+repo+":"+tag)
+	gone := m.Layers[i].Digest.String()
+	req, _ := http.NewRequest(http.MethodDelete, reg.URL()+"/v2/"+repo+"/blobs/"+gone, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("deleting %s: %s", gone, resp.Status)
+	}
 }

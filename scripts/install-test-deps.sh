@@ -5,9 +5,11 @@
 # 2.9 is too old). npm's s3rver is the S3-compatible server of the export tests (npm from
 # Debian's packages; s3rver works offline once installed). Debian's chromium runs the front
 # door's status page in the browser test (headless, driven by chromedp).
+# MariaDB (server and client) is the lazy stage's SQL dedup store in its e2e test, started
+# by the test on a loopback port.
 set -euo pipefail
 need=()
-for pair in docker-registry:docker-registry umoci:umoci skopeo:skopeo podman:podman chromium:chromium; do
+for pair in docker-registry:docker-registry umoci:umoci skopeo:skopeo podman:podman chromium:chromium mariadbd:mariadb-server mariadb:mariadb-client; do
   bin=${pair%%:*} pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -38,6 +38,7 @@ type lazyOpts struct {
 	prioritized                     string
 	dir                             string
 	certDirs                        []string
+	dbType, dbStr                   string
 	timeout                         time.Duration
 	waitForStages                   bool
 }
@@ -107,6 +108,12 @@ func newLazy(g *globals) *cobra.Command {
 				}
 			}
 			g.lazyConcurrency, g.lazyTempDir = o.concurrency, o.dir
+			if o.dbType != "" || o.dbStr != "" {
+				if g.natsURL != "" {
+					return &exitError{exitUsage, errors.New("--db-type and --db-str choose the dedup store of the lazy stage in this process (without --nats); give the 'flatbed serve' processes " + lazyDBTypeEnv + " and " + lazyDBStrEnv)}
+				}
+				g.lazyDBType, g.lazyDBStr = o.dbType, o.dbStr
+			}
 			if o.noUpload {
 				return lazyHere(cmd.Context(), g, o, job, cmd.OutOrStdout())
 			}
@@ -128,6 +135,8 @@ func newLazy(g *globals) *cobra.Command {
 	f.StringVar(&o.prioritized, "prioritized-files", "", "file listing the paths eStargz puts first, one a line (e.g. what the container reads at start)")
 	f.StringVarP(&o.dir, "dir", "d", "", "directory for the temporary blobs (default: the system's)")
 	f.StringArrayVar(&o.certDirs, "cert-dir", nil, "directory whose *.crt files are root CAs trusted for the registry, as --root-ca (repeatable; client certificates are not supported)")
+	f.StringVar(&o.dbType, "db-type", "", "dedup store of converted layers and images: kv (JetStream KV, the default), mysql (MySQL or MariaDB, overlaybd's tables) or none")
+	f.StringVar(&o.dbStr, "db-str", "", "with --db-type mysql: the database, user:pass@tcp(host:port)/dbname")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Hour, "give up waiting for the pipeline's result after this long")
 	f.BoolVar(&o.waitForStages, "wait-for-stages", false, "with --nats: submit the wish even when a stage has no worker yet, and wait for it")
 	_ = cmd.MarkFlagRequired("repository")
@@ -258,4 +267,39 @@ func lazyHere(ctx context.Context, g *globals, o *lazyOpts, job events.Job, out 
 	}
 	fmt.Fprintf(out, "%-10s %s -> %s@%s (not pushed: --no-upload; %d layers, %d bytes)\n", "converted", o.repository+":"+o.inputTag, dstRef, res.Digest, res.Layers, res.Bytes)
 	return nil
+}
+
+// The environment of a 'flatbed serve' process that chooses its lazy stage's dedup store, as
+// lazy's --db-type and --db-str do (a flag would put the password in the process list).
+const (
+	lazyDBTypeEnv = "FLATBED_LAZY_DB_TYPE"
+	lazyDBStrEnv  = "FLATBED_LAZY_DB_STR"
+)
+
+// lazyDedup is the dedup store the lazy stage of this process uses: nil for JetStream KV (the
+// stage opens it), overlaybd's MySQL tables, or none.
+func lazyDedup(ctx context.Context, g *globals) (lazy.Dedup, error) {
+	typ, dsn := g.lazyDBType, g.lazyDBStr
+	if typ == "" && dsn == "" {
+		typ, dsn = os.Getenv(lazyDBTypeEnv), os.Getenv(lazyDBStrEnv)
+	}
+	switch typ {
+	case "", "kv":
+		if dsn != "" {
+			return nil, &exitError{exitUsage, errors.New("a dedup database (--db-str) needs --db-type mysql")}
+		}
+		return nil, nil
+	case "none":
+		return lazystage.None{}, nil
+	case "mysql":
+		if dsn == "" {
+			return nil, &exitError{exitUsage, errors.New("--db-type mysql needs --db-str user:pass@tcp(host:port)/dbname")}
+		}
+		db, err := lazystage.OpenSQL(ctx, dsn)
+		if err != nil {
+			return nil, err
+		}
+		return db, nil
+	}
+	return nil, &exitError{exitUsage, fmt.Errorf("--db-type %q: choose kv, mysql or none", typ)}
 }

@@ -166,7 +166,12 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 	case relocator.Name:
 		return (&relocator.Service{Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts}).Register(ctx, b)
 	case lazystage.Name:
-		return (&lazystage.Service{Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts, Concurrency: g.lazyConcurrency, TempDir: g.lazyTempDir}).Register(ctx, b)
+		dedup, err := lazyDedup(ctx, g)
+		if err != nil {
+			return err
+		}
+		return (&lazystage.Service{Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts, Concurrency: g.lazyConcurrency, TempDir: g.lazyTempDir,
+			Dedup: dedup}).Register(ctx, b)
 	case exporter.Name:
 		return (&exporter.Service{Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts}).Register(ctx, b)
 	case notifier.Name:

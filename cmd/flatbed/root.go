@@ -41,6 +41,8 @@ type globals struct {
 	registryAuth    []registry.Option
 	lazyConcurrency int
 	lazyTempDir     string
+	lazyDBType      string // --db-type, --db-str
+	lazyDBStr       string
 	log             *slog.Logger
 	// progress draws an interactive convert's bars (progress.go); nil otherwise.
 	progress *progressView

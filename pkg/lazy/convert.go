@@ -85,6 +85,10 @@ type Dedup interface {
 type LayerKey struct {
 	ChainID v1.Hash
 	Format  string // with the variant, e.g. "estargz" or "estargz-<hash of the prioritised files>"
+	// Target is the repository the layer is wanted in (registry/repository): a store keyed
+	// by repository (overlaybd's overlaybd_layers table) prefers a record of that one, and
+	// records a layer per repository it was pushed or mounted to.
+	Target string
 }
 
 // ManifestKey names a converted image: the source manifest or index and how it was converted.
@@ -93,6 +97,7 @@ type ManifestKey struct {
 	Format    string
 	MediaType types.MediaType // of the converted manifest or index: OCI or Docker, referrer or not
 	Referrer  bool
+	Target    string // the repository it was converted into (registry/repository)
 }
 
 // Blob is what a dedup entry holds: the converted blob or manifest and where it was pushed.
@@ -180,7 +185,7 @@ func Convert(ctx context.Context, req Request) (*Result, error) {
 
 // manifestKey is the dedup key of the conversion of the source manifest or index src.
 func (c *converter) manifestKey(src v1.Hash, mt types.MediaType) ManifestKey {
-	return ManifestKey{Source: src, Format: c.format(), MediaType: mt, Referrer: c.Referrer}
+	return ManifestKey{Source: src, Format: c.format(), MediaType: mt, Referrer: c.Referrer, Target: c.repo.Name()}
 }
 
 func (c *converter) format() string {
@@ -399,7 +404,7 @@ func (c *converter) image(ctx context.Context, desc v1.Descriptor, ref name.Refe
 
 // layer converts one layer, or reuses its conversion, and returns its descriptor and diff ID.
 func (c *converter) layer(ctx context.Context, l v1.Layer, src v1.Descriptor, diffID, chain v1.Hash) (v1.Descriptor, v1.Hash, error) {
-	key := LayerKey{ChainID: chain, Format: c.format()}
+	key := LayerKey{ChainID: chain, Format: c.format(), Target: c.repo.Name()}
 	mt := LayerMediaType(c.Converter.Compression(), c.oci())
 	if d, id, ok := c.reuse(ctx, key, mt); ok {
 		c.count(func(r *Result) { r.Layers++; r.Reused++ })
@@ -476,6 +481,10 @@ func (c *converter) reuse(ctx context.Context, key LayerKey, mt types.MediaType)
 	if err := remote.WriteLayer(c.repo, there, ro...); err != nil {
 		c.Log.Info("could not mount a converted layer; converting it again", "digest", hit.Digest, "from", hit.Repository, "err", err)
 		return v1.Descriptor{}, v1.Hash{}, false
+	}
+	hit.Repository = c.repo.Name()
+	if err := c.Dedup.PutLayer(ctx, key, hit); err != nil {
+		c.Log.Warn("the dedup store did not record a mounted layer", "digest", hit.Digest, "err", err)
 	}
 	return d, diffID, true
 }

@@ -32,6 +32,7 @@ func newMemDedup() *memDedup {
 }
 
 func (m *memDedup) Layer(_ context.Context, k LayerKey) (Blob, bool, error) {
+	k.Target = "" // one record a layer, whatever repository wants it, as in JetStream KV
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	b, ok := m.layers[k]
@@ -39,6 +40,7 @@ func (m *memDedup) Layer(_ context.Context, k LayerKey) (Blob, bool, error) {
 }
 
 func (m *memDedup) PutLayer(_ context.Context, k LayerKey, b Blob) error {
+	k.Target = ""
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.layers[k] = b
@@ -46,6 +48,7 @@ func (m *memDedup) PutLayer(_ context.Context, k LayerKey, b Blob) error {
 }
 
 func (m *memDedup) Manifest(_ context.Context, k ManifestKey) (Blob, bool, error) {
+	k.Target = ""
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	b, ok := m.manifests[k]
@@ -53,6 +56,7 @@ func (m *memDedup) Manifest(_ context.Context, k ManifestKey) (Blob, bool, error
 }
 
 func (m *memDedup) PutManifest(_ context.Context, k ManifestKey, b Blob) error {
+	k.Target = ""
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.manifests[k] = b
