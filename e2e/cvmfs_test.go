@@ -183,6 +183,13 @@ func TestCVMFSBackendCommands(t *testing.T) {
 		t.Errorf("gc with nothing to remove ran %q", got)
 	}
 
+	// create-podman-store changes the store in place: one transaction.
+	os.Remove(log)
+	runFlatbed(t, 0, append([]string{"create-podman-store", mpRepo}, common...)...)
+	if got := standInCalls(t, log); !slices.Equal(got, []string{"transaction REPO", "publish REPO"}) {
+		t.Errorf("create-podman-store ran %q", got)
+	}
+
 	// Mountless: a delete is one ingest --delete of the public path and the metadata.
 	os.Remove(log)
 	two := reg.Host + "/apps/two:v1"

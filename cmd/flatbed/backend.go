@@ -138,3 +138,23 @@ func publisherFor(ctx context.Context, g *globals, repo string) (*pipeline, *cvm
 	b.Locks = locks
 	return p, b.Publisher(repo), nil
 }
+
+// changeStore runs fn, which changes repo's store in place (verify --repair,
+// create-podman-store): directly for a directory, inside one transaction on a publisher
+// (aborted when fn fails); a mountless repository cannot be changed in place.
+func changeStore(ctx context.Context, g *globals, repo, what string, fn func() error) error {
+	p, pub, err := publisherFor(ctx, g, repo)
+	if err != nil {
+		return err
+	}
+	if p != nil {
+		defer p.close()
+	}
+	switch {
+	case pub == nil:
+		return fn()
+	case pub.Mountless:
+		return fmt.Errorf("%s changes the store in place, which a mountless repository (--store-backend %s=cvmfs-ingest) cannot: run it on a publisher with %s=cvmfs", what, pub.Repo, pub.Repo)
+	}
+	return pub.Transaction(ctx, func(string) error { return fn() })
+}

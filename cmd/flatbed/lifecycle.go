@@ -235,7 +235,11 @@ they were wished. Exit status: 0 when the repository is sound (or repaired), 1 o
 			if !repair {
 				return &exitError{exitSomeFailed, fmt.Errorf("%d problem(s) in %s: run verify --repair to convert the damaged images again", len(problems), st.Root)}
 			}
-			again, err := lifecycle.Repair(st, problems)
+			var again []string
+			err = changeStore(cmd.Context(), g, args[0], "verify --repair", func() (err error) {
+				again, err = lifecycle.Repair(st, problems)
+				return err
+			})
 			if err != nil {
 				return err
 			}
@@ -271,7 +275,12 @@ in storage.conf. Conversions keep it up to date (unless -p); this rebuilds it.`,
 			if err != nil {
 				return err
 			}
-			added, skipped, err := lifecycle.PodmanStore(st)
+			var added []string
+			var skipped map[string]string
+			err = changeStore(cmd.Context(), g, args[0], "create-podman-store", func() (err error) {
+				added, skipped, err = lifecycle.PodmanStore(st)
+				return err
+			})
 			for _, n := range added {
 				fmt.Printf("listed %s\n", n)
 			}
