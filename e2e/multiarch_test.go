@@ -188,6 +188,27 @@ func TestMultiArchConversion(t *testing.T) {
 		}
 	})
 
+	t.Run("verify --repair converts a damaged platform again with -m", func(t *testing.T) {
+		tree, err := filepath.EvalSymlinks(st.MultiarchPath("arm64:v8", pub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(tree, "etc", "arch")); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := runFlatbed(t, 1, "verify", mpRepo, "--store-root", storeRoot)
+		if !strings.Contains(out, "arm64:v8") {
+			t.Errorf("verify does not name the damaged platform:\n%s", out)
+		}
+		runFlatbed(t, 0, "verify", mpRepo, "--store-root", storeRoot, "--repair", "--state-dir", t.TempDir())
+		for arch, want := range map[string]string{"aarch64": "arm64", "x86_64": "amd64"} {
+			if got := readFile(t, filepath.Join(cvmfsResolve(t, st, pub, arch), "etc", "arch")); got != want+"\n" {
+				t.Errorf("after the repair CVMFS_ARCH=%s reads etc/arch %q, want %s", arch, got, want)
+			}
+		}
+		runFlatbed(t, 0, "verify", mpRepo, "--store-root", storeRoot)
+	})
+
 	t.Run("verify, gc and delete-image know the platforms", func(t *testing.T) {
 		var trees []string
 		for _, dir := range []string{"amd64", "arm64:v8"} {

@@ -255,7 +255,7 @@ they were wished. Exit status: 0 when the repository is sound (or repaired), 1 o
 			if err != nil {
 				return err
 			}
-			return convert(cmd.Context(), g, o, wl)
+			return convertRepaired(cmd.Context(), g, o, st, wl) // -m for multi-arch images (multiarch.go)
 		},
 	}
 	cmd.Flags().BoolVar(&repair, "repair", false, "remove what is damaged and convert the images concerned again")

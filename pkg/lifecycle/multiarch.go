@@ -308,7 +308,10 @@ func verifyMulti(st *store.Store, img Recorded) []Problem {
 			add(rel(st, meta), "the platform's manifest is not recorded")
 			continue
 		}
-		out = append(out, verifyLinked(st, img.Name, st.MultiarchPath(p.Dir, img.Name), st.FlatDir(p.ConfigDigest), meta, "the "+p.Dir+" link")...)
+		for _, pr := range verifyLinked(st, img.Name, st.MultiarchPath(p.Dir, img.Name), st.FlatDir(p.ConfigDigest), meta, "the link") {
+			pr.What = "platform " + p.Dir + ": " + pr.What
+			out = append(out, pr)
+		}
 	}
 	return out
 }
