@@ -159,13 +159,14 @@ func (s *Service) complete(ctx context.Context, st *store.Store, in events.Layer
 		platforms[i], _ = multiarch.Parse(f.Image.Platform)
 	}
 	primary := multiarch.Primary(platforms, Host)
-	podmanDone := false
+	podmanDone, podmanSeconds := false, 0.0
 	if !in.Job.SkipPodman && platforms[primary].Architecture == Host.Architecture && platforms[primary].OS == Host.OS {
 		// podman runs the host's platform: that one is listed under the image's name.
+		podmanStart := time.Now()
 		if err := s.addPodman(ctx, st, flats[primary], recs[primary]); err != nil {
 			return err
 		}
-		podmanDone = true
+		podmanDone, podmanSeconds = true, time.Since(podmanStart).Seconds()
 	}
 	// The index comes last: with it recorded, a HEAD of the tag tells the image unchanged.
 	if _, err := store.WriteFileAtomic(st.ManifestPath(name), index, 0o644); err != nil {
@@ -173,7 +174,7 @@ func (s *Service) complete(ctx context.Context, st *store.Store, in events.Layer
 	}
 	p := flats[primary]
 	out := events.ImageFlattened{Job: in.Job, Image: p.Image, FlatPath: p.FlatPath, PublicPath: name, AlreadyPresent: present,
-		Seconds: time.Since(start).Seconds(), Platforms: flats}
+		Seconds: time.Since(start).Seconds(), Platforms: flats, Podman: podmanDone, PodmanSeconds: podmanSeconds}
 	env, err := events.New(events.ImageFlattenedType, source, events.ID(events.ImageFlattenedType, in.Job.WishID, in.Image.IndexDigest), in.Job, in.Job.Image, out)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,6 +15,7 @@ import (
 	"flatbed.dev/events/eventstest"
 	"flatbed.dev/pkg/imagegen"
 	"flatbed.dev/pkg/lifecycle"
+	"flatbed.dev/pkg/podman"
 	"flatbed.dev/pkg/store"
 )
 
@@ -117,6 +119,9 @@ func TestMultiArchFlatten(t *testing.T) {
 	out := eventstest.Decode[events.ImageFlattened](t, flats[len(flats)-1])
 	if err := out.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	if names, err := podman.Names(m.st.Root); !out.Podman || err != nil || !slices.Contains(names, multiName) {
+		t.Errorf("the podman store lists %v (%v), image.flattened says podman %v: want the image under its name", names, err, out.Podman)
 	}
 	if len(out.Platforms) != 2 || out.Image.Platform != "linux/amd64" || out.PublicPath != multiName {
 		t.Errorf("image.flattened: image %s, %d platforms, public path %s", out.Image.Platform, len(out.Platforms), out.PublicPath)
