@@ -136,6 +136,22 @@ func TestExportImportThroughRemotes(t *testing.T) {
 				}
 			}
 
+			// Again: the registry has the image, so nothing is uploaded (a HEAD finds it).
+			before := len(dst.RequestLog(t))
+			runFlatbed(t, 0, "import", remoteURL, src.Host+"/team/app:2", "--to", dst.URL()+"/imported")
+			heads := 0
+			for _, q := range dst.RequestLog(t)[before:] {
+				if q.Method == "POST" || q.Method == "PUT" && strings.Contains(q.URI, "/blobs/") || q.Method == "PATCH" {
+					t.Errorf("a second import sent %s: the registry had that blob", q)
+				}
+				if q.Method == "HEAD" {
+					heads++
+				}
+			}
+			if heads == 0 {
+				t.Error("the second import asked the registry nothing: the access log shows nothing of it")
+			}
+
 			archive := filepath.Join(t.TempDir(), "app.tar")
 			// By an id prefix, as dogestry resolved images.
 			out, _ = runFlatbed(t, 0, "import", remoteURL, appConfig.Hex[:12], "--to-archive", archive)
@@ -167,6 +183,33 @@ func temporaries(t *testing.T, root string) []string {
 		t.Fatal(err)
 	}
 	return tmp
+}
+
+// An export with --compress zstd keeps the layers recompressed on the remote, and its import
+// is a valid image all the same: podman loads the archive and gives it the original config's
+// digest as its id.
+func TestExportZstdLoads(t *testing.T) {
+	src := harness.StartRegistry(t)
+	img, err := random.Image(64<<10, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushImage(t, src.Host+"/team/z:1", img)
+	remoteURL := "dir://" + t.TempDir() + "/remote"
+	runFlatbed(t, 0, "export", "--compress", "zstd", remoteURL, "http://"+src.Host+"/team/z:1", "--state-dir", t.TempDir(), "--store-root", t.TempDir())
+	layers, _ := img.Layers()
+	for _, l := range layers {
+		d, _ := l.Digest()
+		if _, err := os.Stat(filepath.Join(strings.TrimPrefix(remoteURL, "dir://"), "blobs", "sha256", d.Hex)); err == nil {
+			t.Errorf("the gzip layer %s is on the remote: it should be kept recompressed", d)
+		}
+	}
+	archive := filepath.Join(t.TempDir(), "z.tar")
+	runFlatbed(t, 0, "import", remoteURL, src.Host+"/team/z:1", "--to-archive", archive)
+	cfg, _ := img.ConfigName()
+	if id := podmanLoad(t, archive, src.Host+"/team/z:1"); id != cfg.Hex {
+		t.Errorf("podman gives the loaded image id %s, want the config digest %s", id, cfg.Hex)
+	}
 }
 
 // An exporter killed with SIGKILL while it streams a layer leaves a remote the verifier
