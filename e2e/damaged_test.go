@@ -12,7 +12,8 @@ import (
 	"flatbed.dev/pkg/store"
 )
 
-// A store damaged after a good run — a layer directory removed, a flat tree removed — is not
+// A store damaged after a good run — a layer directory removed, a flat tree removed, the
+// public path left dangling — is not
 // "already converted": the next convert notices (from the stored manifest and a few stat
 // calls, no more registry requests than an unchanged image costs) and rebuilds what is gone,
 // fetching only the lost layer. An undamaged store still costs a HEAD and no blob.
@@ -90,6 +91,16 @@ func TestDamagedStoreIsRebuilt(t *testing.T) {
 	if got := reg.BlobGETsOf(sha256Of(gzTop), sha256Of(gzBase)); got != topGETs+1+baseGETs {
 		t.Errorf("rebuilding the flat tree fetched a layer (%d blob GETs in all since)", reg.BlobGETs()-blobs)
 	}
+
+	// The public path dangling (it names a flat tree that is not there): linked again.
+	if _, err := store.SymlinkAtomic("../../.flat/00/gone", st.PublicPath(name)); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = runFlatbed(t, 0, args...)
+	if strings.Contains(out, "already converted") {
+		t.Errorf("a store whose public path dangles is said to be converted:\n%s", out)
+	}
+	check("after the public path was left dangling")
 
 	// Mended: the next run is an unchanged image again.
 	out, _ = runFlatbed(t, 0, args...)

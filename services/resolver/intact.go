@@ -3,6 +3,7 @@ package resolver
 import (
 	"encoding/json"
 	"os"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -38,4 +39,25 @@ func layersIntact(st *store.Store, img *events.Image) bool {
 		}
 	}
 	return true
+}
+
+// intact says what a good run left is still whole, as far as stat calls tell: every layer
+// the stored manifest lists has its layerfs, and a public path that is a plain symlink leads
+// to the image's flat tree (a dangling or misdirected one is made again by the run). A
+// variant symlink through $(CVMFS_ARCH) resolves only on a client and is not judged here.
+func intact(st *store.Store, img *events.Image) bool {
+	if !layersIntact(st, img) {
+		return false
+	}
+	public := st.PublicPath(img.Name)
+	target, err := os.Readlink(public)
+	if err != nil || strings.Contains(target, "$(") {
+		return true // missing (the caller's Lstat says so) or not flatbed's plain link
+	}
+	got, err := os.Stat(public)
+	if err != nil {
+		return false
+	}
+	want, err := os.Stat(st.FlatDir(img.ConfigDigest))
+	return err == nil && os.SameFile(got, want)
 }

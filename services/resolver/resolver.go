@@ -220,9 +220,9 @@ func converted(st *store.Store, r *resolution) bool {
 }
 
 // published says the flat tree of img's config, every layer its stored manifest lists and its
-// public path exist.
+// public path exist, the public path leading to the flat tree (intact.go).
 func published(st *store.Store, img *events.Image) bool {
-	if !st.HasFlat(img.ConfigDigest) || !layersIntact(st, img) {
+	if !st.HasFlat(img.ConfigDigest) || !intact(st, img) {
 		return false
 	}
 	_, err := os.Lstat(st.PublicPath(img.Name))

@@ -373,6 +373,8 @@ type storeState struct {
 	// lostLayer: the layer directory of the manifest's last layer is not there (every
 	// other layer the manifest lists is).
 	lostLayer bool
+	// dangling: the public path links to a flat tree that is not there.
+	dangling bool
 }
 
 // writeStore lays the store out as the flattener leaves it.
@@ -401,6 +403,9 @@ func writeStore(t *testing.T, st *store.Store, name, config string, s storeState
 	if s.public {
 		rel, _ := filepath.Rel(st.Root, st.FlatDir(config))
 		target := strings.Repeat("../", strings.Count(name, "/")) + rel
+		if s.dangling {
+			target += "-gone"
+		}
 		if _, err := store.SymlinkAtomic(target, st.PublicPath(name)); err != nil {
 			t.Fatal(err)
 		}
@@ -425,6 +430,7 @@ func TestResolveAlreadyConverted(t *testing.T) {
 		{"no flat tree", storeState{manifest: want.Manifest, public: true}, false, false},
 		{"no public path", storeState{manifest: want.Manifest, flat: true}, false, false},
 		{"a layer directory lost", storeState{manifest: want.Manifest, flat: true, public: true, lostLayer: true}, false, false},
+		{"public path dangling", storeState{manifest: want.Manifest, flat: true, public: true, dangling: true}, false, false},
 		{"unreadable manifest", storeState{manifest: []byte("{"), flat: true, public: true}, false, false},
 	}
 	for _, tt := range tests {
