@@ -60,6 +60,9 @@ func (s *Service) ingestCVMFS(ctx context.Context, st *store.Store, p *cvmfs.Pub
 		}
 		defer blob.Close()
 		stream := newBlobStream(blob, l.Digest, &s.Metrics.fetched)
+		if s.Progress != nil {
+			stream.progress = func(n int64) { s.Progress(in, n) }
+		}
 		tr, done := layer.Scan(ctx, stream, layer.Want{Digest: l.Digest, DiffID: l.DiffID, MediaType: l.MediaType, Size: l.Size},
 			layer.Options{Logger: log, MaxUncompressedBytes: s.MaxLayerBytes})
 		ierr := p.Ingest(ctx, base, tr, true)
