@@ -18,6 +18,10 @@
 #                stages, one nats-server) against the registry behind e2e/cmd/latencyproxy:
 #                images per minute (goal: 4 ingesters >= 3x one)
 #   H. gobench   the Go benchmarks of the hot paths (pkg/layer, pkg/flatten)
+#   I. lazy      the big image of B (pushed here when B did not run) converted to eStargz by
+#                `flatbed lazy` (fresh state: every layer converted) vs `crane copy` of it, and
+#                vs overlaybd's convertor's published figure, 567 MB in 13 s, scaled to the
+#                image's compressed size (goal <= 1.00x of that)
 #
 # then a table of the goals, PASS or MISS, and, when the cold convert misses its goal and perf
 # is installed, the top functions of a perf profile of that convert (BENCH_PROFILE).
@@ -28,7 +32,7 @@
 # medians, ranges and the largest peak.
 #
 # Knobs (environment), defaults in brackets; BENCH_QUICK=1 makes every size small to try it out:
-#   BENCH_RUNS [3]  BENCH_ONLY [all: classic big rerun shared huge hop scale gobench]
+#   BENCH_RUNS [3]  BENCH_ONLY [all: classic big rerun shared huge hop scale lazy gobench]
 #   BENCH_IMAGES [4] BENCH_LAYERS [4] BENCH_LAYER_MIB [8]            (A)
 #   BENCH_BIG_LAYERS [5] BENCH_BIG_MIB [250] BENCH_BIG_FILES [7200]  (B)
 #   BENCH_WISHLIST_IMAGES [50]                                       (C)
@@ -77,7 +81,7 @@ else
   q() { echo "$2"; }
 fi
 RUNS=${BENCH_RUNS:-$(q 1 3)}
-ONLY=${BENCH_ONLY:-classic big rerun shared huge hop scale gobench}
+ONLY=${BENCH_ONLY:-classic big rerun shared huge hop scale lazy gobench}
 IMAGES=${BENCH_IMAGES:-$(q 2 4)}
 LAYERS=${BENCH_LAYERS:-$(q 2 4)}
 LAYER_MIB=${BENCH_LAYER_MIB:-$(q 2 8)}
@@ -725,13 +729,56 @@ section_gobench() {
   echo
 }
 
+# --- I. lazy-pull conversion -----------------------------------------------------------------
+
+section_lazy() {
+  if [ -z "$big_ref" ]; then
+    say "I: pushing one image of $BIG_LAYERS layers, $BIG_MIB MiB in about $BIG_FILES entries"
+    local refs
+    push big -layers "$BIG_LAYERS" -mib "$BIG_MIB" -files "$BIG_FILES"
+    big_ref=${refs[0]}
+  fi
+  local repo=${big_ref%:*} tag=${big_ref##*:} i run
+  for ((i = 1; i <= RUNS; i++)); do
+    run=$tmp/lazy$i
+    mkdir -p "$run"
+    say "I: run $i/$RUNS: flatbed lazy --format estargz (fresh state); crane copy"
+    sync
+    measure i_lazy "$FLATBED" lazy -r "$repo" -i "$tag" -o "$tag-esgz$i" --plain --state-dir "$run/state" --store-root "$run/store" -d "$run" \
+      >"$run/lazy.log" 2>&1 || { tail -40 "$run/lazy.log" >&2; die "flatbed lazy $big_ref failed (log above)"; }
+    if [ -n "$crane" ]; then
+      sync
+      measure i_crane "$crane" copy --insecure "$big_ref" "${repo}-copy$i:$tag" >"$run/crane.log" 2>&1 ||
+        { tail -20 "$run/crane.log" >&2; die "crane copy $big_ref failed (log above)"; }
+    fi
+    clean "$run"
+  done
+  local mb fb scaled r_obd r_crane=n/a
+  mb=$(awk -v b="$(layer_bytes big)" 'BEGIN { printf "%.1f", b / 1e6 }')
+  fb=$(med i_lazy)
+  scaled=$(awk -v m="$mb" 'BEGIN { printf "%.1f", m / 567 * 13 }') # overlaybd's convertor: 567 MB in 13 s
+  r_obd=$(ratio "$fb" "$scaled")
+  [ -n "$crane" ] && r_crane=$(ratio "$fb" "$(med i_crane)")
+  row() { printf '%-34s %8s  %-11s  %-11s  %-10s %s\n' "$@"; }
+  echo "I. lazy-pull conversion: $big_ref, $mb MB compressed, to eStargz, every layer converted; median of $RUNS"
+  echo
+  row tool seconds range user+sys "lazy/tool" "peak RSS"
+  row ---- ------- ----- -------- --------- --------
+  row "flatbed lazy --format estargz" "$fb" "$(rng i_lazy)" "$(cpu i_lazy)" - "$(peak i_lazy)"
+  [ -n "$crane" ] && row "crane copy (no conversion)" "$(med i_crane)" "$(rng i_crane)" "$(cpu i_crane)" "${r_crane}x" "$(peak i_crane)"
+  row "overlaybd convertor, scaled" "$scaled" - - "${r_obd}x" "(published: 567 MB in 13 s)"
+  echo
+  goal "lazy (eStargz) vs overlaybd convertor's 567 MB/13 s, scaled" "${r_obd}x ($fb s vs $scaled s)" "<= 1.00x" \
+    "$(verdict le "$r_obd" 1.00)$(by "$r_obd" 1.00 x)"
+}
+
 # --- run ------------------------------------------------------------------------------------
 
-for s in classic big rerun shared huge hop scale; do
+for s in classic big rerun shared huge hop scale lazy; do
   wants "$s" && "section_$s"
 done
 
-echo "Goals (issue 9)$([ -n "${BENCH_QUICK:-}" ] && echo ": BENCH_QUICK sizes, not the goals' cases")"
+echo "Goals (issues 9 and 13)$([ -n "${BENCH_QUICK:-}" ] && echo ": BENCH_QUICK sizes, not the goals' cases")"
 echo
 printf '%-62s %-38s %-10s %s\n' goal measured target result
 printf '%-62s %-38s %-10s %s\n' ---- -------- ------ ------
