@@ -185,6 +185,49 @@ func temporaries(t *testing.T, root string) []string {
 	return tmp
 }
 
+// Two flatbed export processes writing images that share a base to one directory remote at
+// the same time leave it whole: it verifies and both images import with their digests.
+func TestConcurrentExportProcesses(t *testing.T) {
+	src := harness.StartRegistry(t)
+	base, _ := random.Image(256<<10, 2)
+	digests := map[string]string{}
+	for _, repo := range []string{"team/one", "team/two"} {
+		extra, _ := random.Image(128<<10, 1)
+		ls, _ := extra.Layers()
+		img, err := mutate.AppendLayers(base, ls...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests[repo] = pushImage(t, src.Host+"/"+repo+":1", img)
+	}
+	remoteURL := "dir://" + t.TempDir() + "/remote"
+	var procs []*childProcess
+	for repo := range digests {
+		procs = append(procs, startChild(t, context.Background(), "export "+repo, flatbedBin, "export", remoteURL, "http://"+src.Host+"/"+repo+":1",
+			"--state-dir", t.TempDir(), "--store-root", t.TempDir()))
+	}
+	for _, p := range procs {
+		p.expectExit0(t)
+	}
+	out, _ := runFlatbed(t, 0, "verify-remote", remoteURL)
+	if !strings.Contains(out, "0 unfinished") || !strings.Contains(out, "0 problem(s)") {
+		t.Errorf("verify-remote: %s", out)
+	}
+	r, err := dumbremote.Open(context.Background(), remoteURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for repo, want := range digests {
+		_, art, err := r.Import(context.Background(), src.Host+"/"+repo+":1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := art.(v1.Image).Digest(); got.String() != want {
+			t.Errorf("%s on the remote is %s, want %s", repo, got, want)
+		}
+	}
+}
+
 // An export with --compress zstd keeps the layers recompressed on the remote, and its import
 // is a valid image all the same: podman loads the archive and gives it the original config's
 // digest as its id.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"flatbed.dev/pkg/store"
@@ -21,7 +22,7 @@ type dirBackend struct{ root string }
 // names, so they never climb out of root; path checks it all the same.
 func (d dirBackend) path(key string) (string, error) {
 	p := filepath.Join(d.root, filepath.FromSlash(key))
-	if !strings.HasPrefix(p, d.root+string(filepath.Separator)) || strings.Contains(key, "..") {
+	if !strings.HasPrefix(p, d.root+string(filepath.Separator)) || slices.Contains(strings.Split(key, "/"), "..") {
 		return "", fmt.Errorf("key %q is outside the remote %s", key, d.root)
 	}
 	return p, nil
