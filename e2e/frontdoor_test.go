@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"flatbed.dev/e2e/harness"
 	"flatbed.dev/pkg/imagegen"
 )
@@ -385,6 +387,18 @@ func TestFrontdoorHarborWebhooks(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join("..", "services", "frontdoor", "testdata", name))
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The documentation's digests become those of the images pushed here: the wish names the
+		// manifest the webhook says was pushed.
+		for fake, img := range map[string]v1.Image{
+			"sha256:954b378c375d852eb3c63ab88978f640b4348b01c1b3456a024a81536dafbbf4": imgs[0].Image,
+			"sha256:3f1e1b9e9c1d0ae8b2c8d6a4f5e7c9b1a3d5f7e9c1b3a5d7f9e1c3b5a7d9f1e3": imgs[1].Image,
+		} {
+			d, err := img.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = bytes.ReplaceAll(b, []byte(fake), []byte(d.String()))
 		}
 		return bytes.ReplaceAll(b, []byte("harbor.example.com"), []byte(reg.Host))
 	}

@@ -247,7 +247,7 @@ func (s *Service) check(ctx context.Context, req WishRequest) (*Wish, imageref.R
 		thin = out.String()
 	}
 	now := time.Now().UTC()
-	w := &Wish{ID: Key(req.CvmfsRepo, ref.String()), Image: ref.String(), CvmfsRepo: req.CvmfsRepo, ThinImage: thin, User: req.User,
+	w := &Wish{ID: Key(req.CvmfsRepo, stateName(ref)), Image: ref.String(), CvmfsRepo: req.CvmfsRepo, ThinImage: thin, User: req.User,
 		Source: "api", CreatedAt: now, UpdatedAt: now}
 	job := w.job()
 	if err := job.Validate(); err != nil {
@@ -286,7 +286,13 @@ func (w *Wish) job() events.WishSubmitted {
 	if sub == "" {
 		sub = w.ID + ".x"
 	}
-	return events.WishSubmitted{Job: events.Job{WishID: sub, CorrelationID: w.ID, Image: w.Image, CvmfsRepo: w.CvmfsRepo,
+	image := w.Image
+	if w.Digest != "" && !strings.Contains(image, "@") {
+		// A registry said which manifest it took: the wish names it, since the tag may
+		// not point at it yet (the distribution registry notifies before it tags).
+		image += "@" + w.Digest
+	}
+	return events.WishSubmitted{Job: events.Job{WishID: sub, CorrelationID: w.ID, Image: image, CvmfsRepo: w.CvmfsRepo,
 		ThinImage: w.ThinImage, SkipThin: w.ThinImage == "", User: w.User, SubmittedAt: w.UpdatedAt}}
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"flatbed.dev/pkg/imageref"
 )
 
 // The JetStream KV buckets of the front door. Both keep history: a wish's earlier versions
@@ -76,6 +78,16 @@ type Event struct {
 func Key(cvmfsRepo, image string) string {
 	h := sha256.Sum256([]byte(cvmfsRepo + "\x00" + image))
 	return hex.EncodeToString(h[:12])
+}
+
+// stateName is the name an image's state is kept under: the image as wished, but a tag
+// pinned to a digest is the tag's (the store publishes it under the tag; the digest is only
+// which version).
+func stateName(ref imageref.Ref) string {
+	if ref.Tag != "" {
+		ref.Digest = ""
+	}
+	return ref.String()
 }
 
 // validKey says whether s can be a key (an id from a URL).

@@ -37,8 +37,9 @@ func (s *Service) HandleState(ctx context.Context, d *bus.Delivery) error {
 		s.Log.Warn("skipping an event whose image does not parse", "type", d.Type, "id", d.Event.ID(), "err", err)
 		return nil
 	}
-	key := Key(job.CvmfsRepo, ref.String())
-	next.ID, next.Image, next.CvmfsRepo, next.WishID, next.SubmittedAt = key, ref.String(), job.CvmfsRepo, job.WishID, job.SubmittedAt
+	name := stateName(ref)
+	key := Key(job.CvmfsRepo, name)
+	next.ID, next.Image, next.CvmfsRepo, next.WishID, next.SubmittedAt = key, name, job.CvmfsRepo, job.WishID, job.SubmittedAt
 	next.Event = Event{ID: d.Event.ID(), Type: d.Type, Time: d.Event.Time().UTC()}
 	next.UpdatedAt = time.Now().UTC()
 	err = s.updateImage(ctx, key, next)

@@ -81,6 +81,7 @@ func TestStateFollowsEvents(t *testing.T) {
 	// A new submission fails; a late event of the first one changes nothing.
 	job2 := job
 	job2.WishID, job2.SubmittedAt = "w2", first.Add(time.Minute)
+	job2.Image += "@sha256:" + hex64('c') // pinned to a digest, it is still the tag's image
 	for _, dl := range []*bus.Delivery{
 		delivery(t, events.WishSubmittedType, "f1", events.WishSubmitted{Job: job2}),
 		delivery(t, events.ConversionFailedType, "f2", events.ConversionFailed{Job: job2, Stage: "resolver", Error: "manifest unknown"}),
