@@ -464,3 +464,29 @@ func deleteConvertedLayer(t *testing.T, reg *harness.Registry, repo, tag string,
 		t.Fatalf("deleting %s: %s", gone, resp.Status)
 	}
 }
+
+// A conversion that cannot succeed fails the run with exit status 1 and says why: an image
+// that is not in the registry, and a layer eStargz cannot hold (the corpus' hard link into a
+// lower layer), named, with nothing pushed under the output tag.
+func TestLazyFailures(t *testing.T) {
+	reg := harness.StartRegistry(t)
+	for _, n := range imagegen.Corpus() {
+		if n.Name == imagegen.HardlinksName {
+			if err := remote.Write(lazyRef(t, reg.Host+"/lazy/links:1"), n.Image); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, tt := range []struct{ repo, want string }{
+		{"lazy/missing", "lazy/missing"},
+		{"lazy/links", "cannot open the converted layer"},
+	} {
+		stdout, _ := runFlatbed(t, 1, "lazy", "-r", reg.Host+"/"+tt.repo, "-i", "1", "--plain", "--state-dir", t.TempDir(), "--store-root", t.TempDir())
+		if !strings.Contains(stdout, "FAILED") || !strings.Contains(stdout, tt.want) {
+			t.Errorf("%s: flatbed lazy said %q, want FAILED naming %q", tt.repo, stdout, tt.want)
+		}
+		if _, err := remote.Head(lazyRef(t, reg.Host+"/"+tt.repo+":1-estargz")); err == nil {
+			t.Errorf("%s: the failed conversion pushed its output tag", tt.repo)
+		}
+	}
+}
