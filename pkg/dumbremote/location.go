@@ -124,5 +124,5 @@ func Redact(s string) string {
 		}
 		u.RawQuery = q.Encode()
 	}
-	return u.String()
+	return strings.Replace(u.String(), "%2A%2A%2A@", "***@", 1)
 }

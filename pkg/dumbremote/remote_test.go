@@ -14,7 +14,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
@@ -389,4 +388,15 @@ func TestParseLocation(t *testing.T) {
 	}
 }
 
-var _ = remote.Taggable(nil)
+// Redact hides user information and a signed URL's parameters.
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"s3://key:secret@bucket/x":                   "s3://***@bucket/x",
+		"s3://bucket/x?X-Amz-Signature=abc&region=r": "s3://bucket/x?X-Amz-Signature=%2A%2A%2A&region=r",
+		"dir:///srv/images":                          "dir:///srv/images",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
