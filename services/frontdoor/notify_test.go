@@ -134,7 +134,7 @@ func TestNotifyWebhookSurvivesOutagesAndRestarts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer ns.Shutdown()
+			defer func() { ns.Shutdown() }()
 			ln, _ := net.Listen("tcp", "127.0.0.1:0")
 			rc := &receiver{addr: ln.Addr().String(), got: map[string]int{}}
 			ln.Close() // down: connections are refused
@@ -149,10 +149,15 @@ func TestNotifyWebhookSurvivesOutagesAndRestarts(t *testing.T) {
 			rc.up(t, binary)
 			waitCount(t, rc, 3)
 
-			// The receiver goes down, flatbed stops; results are published meanwhile (by
-			// another process); flatbed starts again, then the receiver.
+			// The receiver goes down, flatbed stops (its embedded NATS server too, whose
+			// state is on disk); when it is back, results are published before the
+			// notifier runs again, and the receiver comes up after that.
 			rc.down()
 			r.stop()
+			ns.Shutdown()
+			if ns, err = bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: dir}); err != nil {
+				t.Fatal(err)
+			}
 			pub, err := bus.New(context.Background(), bus.Options{Connect: ns.Connect, Source: "flatbed/test", Registerer: prometheus.NewRegistry(), Logger: quietLog()})
 			if err != nil {
 				t.Fatal(err)
