@@ -15,7 +15,6 @@ import (
 type MariaDB struct {
 	Addr string // 127.0.0.1:port
 	DB   string
-	dir  string
 }
 
 // DSN is the database in go-sql-driver's form, as flatbed lazy's --db-str takes it.
@@ -58,7 +57,7 @@ func StartMariaDB(t testing.TB) *MariaDB {
 		t.Fatalf("starting mariadbd: %v", err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	m := &MariaDB{Addr: addr, DB: "flatbed", dir: dir}
+	m := &MariaDB{Addr: addr, DB: "flatbed"}
 	client := requireTool(t, "mariadb", "mariadb-client")
 	host, _, _ := strings.Cut(addr, ":")
 	deadline := time.Now().Add(60 * time.Second)
@@ -74,4 +73,3 @@ func StartMariaDB(t testing.TB) *MariaDB {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
-

@@ -40,8 +40,8 @@ type Request struct {
 	NoUpload bool
 	// Concurrency bounds the platforms of an index converted at once (0: DefaultConcurrency).
 	Concurrency int
-	TempDir     string  // for the spooled and converted blobs ("" = the system's)
-	Dedup       Dedup   // nil: every layer is converted
+	TempDir     string // for the spooled and converted blobs ("" = the system's)
+	Dedup       Dedup  // nil: every layer is converted
 	Remote      []remote.Option
 	Log         *slog.Logger
 	// Variant distinguishes conversions of one format with other settings (prioritised

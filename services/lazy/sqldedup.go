@@ -175,4 +175,3 @@ func (None) Manifest(context.Context, lazy.ManifestKey) (lazy.Blob, bool, error)
 	return lazy.Blob{}, false, nil
 }
 func (None) PutManifest(context.Context, lazy.ManifestKey, lazy.Blob) error { return nil }
-
