@@ -336,8 +336,8 @@ the command line is wrong.`,
 			for _, p := range rep.Problems {
 				fmt.Fprintf(out, "%-10s %s\n", "PROBLEM", p)
 			}
-			fmt.Fprintf(out, "%d blob(s) checked, %d unfinished, %d reference(s) to complete images, %d problem(s)\n",
-				rep.Blobs, len(rep.Unfinished), rep.References, len(rep.Problems))
+			fmt.Fprintf(out, "%d blob(s) checked, %d unfinished, %d reference(s) to complete images, %d temporary upload(s) of stopped writers, %d problem(s)\n",
+				rep.Blobs, len(rep.Unfinished), rep.References, rep.Temporary, len(rep.Problems))
 			if err != nil {
 				return &exitError{exitSomeFailed, fmt.Errorf("%s is damaged: %d problem(s)", r, len(rep.Problems))}
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 )
 
 // errNotFound is what a backend's get returns for a key it does not hold.
@@ -23,4 +24,7 @@ type backend interface {
 	list(ctx context.Context, prefix string) ([]string, error)
 	// remove removes key; one that is not there is no error.
 	remove(ctx context.Context, key string) error
+	// sweep removes what writers that stopped (killed, crashed) left in temporaries older
+	// than age, and returns how many.
+	sweep(ctx context.Context, age time.Duration) (int, error)
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"flatbed.dev/pkg/store"
 )
@@ -102,3 +103,7 @@ func (d dirBackend) remove(_ context.Context, key string) error {
 	}
 	return nil
 }
+
+// sweep has nothing to do: a directory's temporaries are flock'ed by their writers, and the
+// next writer of the same name removes a dead one's (store.WriteStreamAtomic).
+func (d dirBackend) sweep(context.Context, time.Duration) (int, error) { return 0, nil }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -55,6 +56,10 @@ type exporter struct {
 	mu       sync.Mutex
 }
 
+// StaleAge is how old a temporary upload must be before an export removes it as a killed
+// writer's: far longer than any one blob takes to upload.
+var StaleAge = 24 * time.Hour
+
 // layerJobs is how many layers of one image are written at once.
 const layerJobs = 3
 
@@ -64,6 +69,10 @@ const layerJobs = 3
 // manifest or index, whose digest is art's, and what it wrote.
 func (r *Remote) Export(ctx context.Context, name imageref.Ref, art remote.Taggable, compress Compression) (v1.Descriptor, Stats, error) {
 	if err := r.ensureLayout(ctx); err != nil {
+		return v1.Descriptor{}, Stats{}, err
+	}
+	// What killed writers left half-uploaded (S3's tmp/), once it is surely nobody's.
+	if _, err := r.b.sweep(ctx, StaleAge); err != nil {
 		return v1.Descriptor{}, Stats{}, err
 	}
 	e := &exporter{r: r, compress: compress}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -398,5 +399,27 @@ func TestRedact(t *testing.T) {
 		if got := Redact(in); got != want {
 			t.Errorf("Redact(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// What a killed S3 writer left in tmp/ is counted by Verify and removed by a sweep once it is
+// older than the age given (an export sweeps StaleAge-old ones); a young one is kept.
+func TestSweepTemporaries(t *testing.T) {
+	ctx := context.Background()
+	r := remotes(t)["s3"]
+	if err := r.b.put(ctx, "tmp/left-by-a-killed-writer", strings.NewReader("half"), 4); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := r.Verify(ctx); err != nil || rep.Temporary != 1 {
+		t.Fatalf("verify: %+v, %v; want 1 temporary", rep, err)
+	}
+	if n, err := r.b.sweep(ctx, time.Hour); err != nil || n != 0 {
+		t.Errorf("a young temporary was swept: %d, %v", n, err)
+	}
+	if n, err := r.b.sweep(ctx, 0); err != nil || n != 1 {
+		t.Errorf("sweep: %d, %v; want 1", n, err)
+	}
+	if rep, err := r.Verify(ctx); err != nil || rep.Temporary != 0 {
+		t.Errorf("after the sweep: %+v, %v", rep, err)
 	}
 }

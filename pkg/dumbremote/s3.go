@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -159,4 +160,23 @@ func (s *s3Backend) explain(key string, err error) error {
 		return &PermanentError{fmt.Errorf("%s: the S3 server refused the credentials; check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN: %w", where, err)}
 	}
 	return fmt.Errorf("%s: %w", where, err)
+}
+
+// sweep removes the objects in tmp/ older than age: uploads of writers that were killed
+// before they copied them into place (a live writer's upload is younger than any sane age).
+func (s *s3Backend) sweep(ctx context.Context, age time.Duration) (int, error) {
+	n := 0
+	for o := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix + "tmp/", Recursive: true}) {
+		if o.Err != nil {
+			return n, s.explain("tmp/", o.Err)
+		}
+		if time.Since(o.LastModified) < age {
+			continue
+		}
+		if err := s.client.RemoveObject(ctx, s.bucket, o.Key, minio.RemoveObjectOptions{}); err != nil && !missing(err) {
+			return n, s.explain(strings.TrimPrefix(o.Key, s.prefix), err)
+		}
+		n++
+	}
+	return n, nil
 }

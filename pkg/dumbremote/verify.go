@@ -16,6 +16,7 @@ type Report struct {
 	Unfinished []string // blobs without a sidecar (a writer stopped before it): the next export finishes them
 	References int      // references (refs/ and ids/) to complete images
 	Problems   []string // what is wrong: each a blob or a reference and why
+	Temporary  int      // half-uploaded temporaries of stopped writers (S3's tmp/), removed by the next export once a day old
 }
 
 // Verify checks the whole remote: every blob's content hashes to its name (sidecar or not),
@@ -63,6 +64,9 @@ func (r *Remote) Verify(ctx context.Context) (Report, error) {
 		} else {
 			rep.Unfinished = append(rep.Unfinished, k)
 		}
+	}
+	if tmp, err := r.b.list(ctx, "tmp/"); err == nil {
+		rep.Temporary = len(tmp)
 	}
 	for _, dir := range []string{"refs/", "ids/"} {
 		refs, err := r.b.list(ctx, dir)
