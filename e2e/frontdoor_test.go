@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/binding"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"flatbed.dev/e2e/harness"
@@ -250,7 +252,8 @@ func TestFrontdoorRegistryWebhook(t *testing.T) {
 
 // `flatbed wish add` wishes an image through the front door, checked as add-desiderata did;
 // the pipeline converts it, and `wish rm` withdraws it. The result is posted (--notify-url)
-// as a binary-mode CloudEvent to a receiver that is down at first, once.
+// as a binary-mode CloudEvent (read and validated with the CloudEvents SDK) to a receiver
+// that is down at first, once.
 func TestFrontdoorWishCLI(t *testing.T) {
 	imgs := smallImages(t, "cli/img", 2)
 	reg := mpPushImages(t, imgs)
@@ -299,8 +302,19 @@ func TestFrontdoorWishCLI(t *testing.T) {
 	hook := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
-		if r.Header.Get("Ce-Type") == "dev.flatbed.conversion.completed" && r.Header.Get("Ce-Specversion") == "1.0" {
-			posted[r.Header.Get("Ce-Id")]++
+		// Read as any CloudEvents receiver would, with the SDK, in binary mode.
+		ev, err := binding.ToEvent(r.Context(), cehttp.NewMessageFromHttpRequest(r))
+		switch {
+		case err != nil:
+			posted["unreadable: "+err.Error()]++
+		case ev.Validate() != nil:
+			posted["invalid: "+ev.Validate().Error()]++
+		case r.Header.Get("Ce-Id") == "":
+			posted["not binary mode: "+r.Header.Get("Content-Type")]++
+		case ev.Type() == "dev.flatbed.conversion.completed" && strings.Contains(string(ev.Data()), image):
+			posted[ev.ID()]++
+		default:
+			posted["unexpected: "+ev.Type()]++
 		}
 		rw.WriteHeader(http.StatusNoContent)
 	})}
