@@ -307,6 +307,9 @@ func TestExportKilledMidway(t *testing.T) {
 			if rep.Blobs == 0 {
 				t.Error("nothing was written before the kill: the test did not kill the export mid-way")
 			}
+			if kind == "s3" && rep.Temporary == 0 {
+				t.Error("no half-uploaded object in tmp/ after the kill: the test did not kill the export while it wrote a blob")
+			}
 			if kind == "dir" && len(temporaries(t, r.Location.Path)) == 0 {
 				t.Error("no half-written temporary after the kill: the test did not kill the export while it wrote a blob")
 			}
