@@ -2,6 +2,7 @@ package layer
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +17,10 @@ import (
 // marker files, as the tar has them). It checks what Extract checks of the stream — the
 // compressed digest and size, the diff_id, ".." or NUL in names, the size and entry limits —
 // and a failed check ends the returned reader with the error instead of io.EOF, so a
-// consumer never sees a clean end of a bad layer. Nothing is written anywhere.
+// consumer never sees a clean end of a bad layer: the last HoldBack bytes (the tar's end
+// blocks and padding) are handed on only once every check has passed, so a consumer that
+// stops at the end-of-archive blocks does not see them early either. Nothing is written
+// anywhere.
 //
 // The consumer reads tar to its end (or closes it to give up); done then returns the Meta.
 func Scan(ctx context.Context, blob io.Reader, want Want, opts Options) (tar io.ReadCloser, done func() (*Meta, error)) {
@@ -26,7 +30,11 @@ func Scan(ctx context.Context, blob io.Reader, want Want, opts Options) (tar io.
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		meta, err = scan(ctx, blob, want, opts, pw)
+		held := &holdBack{w: pw}
+		meta, err = scan(ctx, blob, want, opts, held)
+		if err == nil {
+			err = held.flush()
+		}
 		pw.CloseWithError(err) // nil: io.EOF
 	}()
 	return pr, func() (*Meta, error) {
@@ -130,4 +138,29 @@ func scan(ctx context.Context, blob io.Reader, want Want, opts Options, out io.W
 	slices.Sort(m.ImplicitDirs)
 	m.Size, m.UncompressedSize = blobD.n, diffD.n
 	return m, nil
+}
+
+// HoldBack is how many bytes of the tar Scan keeps back until the layer has passed its
+// checks: more than a tar's end-of-archive blocks and the padding of GNU tar's 10 KiB records.
+const HoldBack = 64 << 10
+
+// holdBack passes on what is written to it HoldBack bytes late; flush passes on the rest.
+type holdBack struct {
+	w   io.Writer
+	buf bytes.Buffer
+}
+
+func (h *holdBack) Write(p []byte) (int, error) {
+	h.buf.Write(p)
+	if over := h.buf.Len() - HoldBack; over > 0 {
+		if _, err := h.w.Write(h.buf.Next(over)); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (h *holdBack) flush() error {
+	_, err := h.w.Write(h.buf.Next(h.buf.Len()))
+	return err
 }

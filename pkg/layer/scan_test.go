@@ -52,10 +52,13 @@ func TestScan(t *testing.T) {
 				tc.want = Want{Digest: sha(tc.blob), Size: int64(len(tc.blob))}
 			}
 			tr, done := Scan(context.Background(), bytes.NewReader(tc.blob), tc.want, Options{})
-			_, rerr := io.ReadAll(tr)
+			got, rerr := io.ReadAll(tr)
 			_, err := done()
 			if rerr == nil || err == nil {
 				t.Fatalf("read error %v, scan error %v: a bad layer ended cleanly", rerr, err)
+			}
+			if bytes.Contains(got, make([]byte, 1024)) {
+				t.Error("the tar's end-of-archive blocks were handed on before the layer failed its checks")
 			}
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Errorf("error %v, want %v", err, tc.is)
