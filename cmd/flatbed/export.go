@@ -29,6 +29,10 @@ const remoteHelp = `REMOTE is a registry-less remote holding an OCI image layout
   dir:///PATH                                     a directory (made when missing)
   s3://BUCKET[/PREFIX][?region=R&endpoint=URL]    an S3 bucket; endpoint for an S3-compatible
                                                   server, e.g. http://127.0.0.1:9000
+  http(s)://HOST[:PORT][/PATH]                    read-only, for import: a remote a web server
+                                                  serves (a directory behind nginx, a public
+                                                  bucket's URL); name images by name or full
+                                                  digest there (an id prefix needs a listing)
 S3 credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN
 (anonymous without them), never from REMOTE, which is logged and carried in events.
 
@@ -100,6 +104,9 @@ func (o *exportOpts) jobs(remoteArg string, refs []string) ([]events.Job, []stri
 	loc, err := dumbremote.ParseLocation(remoteArg)
 	if err != nil {
 		return nil, nil, err
+	}
+	if loc.ReadOnly() {
+		return nil, nil, fmt.Errorf("%s is read-only (served over HTTP): export to its dir:// or s3:// form", loc)
 	}
 	compress, err := dumbremote.ParseCompression(o.compress)
 	if err != nil {
@@ -321,8 +328,12 @@ Exit status: 0 when nothing is wrong, 1 when something is (each problem is print
 the command line is wrong.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := dumbremote.ParseLocation(args[0]); err != nil {
+			loc, err := dumbremote.ParseLocation(args[0])
+			if err != nil {
 				return &exitError{exitUsage, err}
+			}
+			if loc.ReadOnly() {
+				return &exitError{exitUsage, fmt.Errorf("%s is served over HTTP, which cannot list it: verify it at its dir:// or s3:// form", loc)}
 			}
 			r, err := dumbremote.Open(cmd.Context(), args[0])
 			if err != nil {
@@ -338,7 +349,10 @@ the command line is wrong.`,
 			}
 			fmt.Fprintf(out, "%d blob(s) checked, %d unfinished, %d reference(s) to complete images, %d temporary upload(s) of stopped writers, %d problem(s)\n",
 				rep.Blobs, len(rep.Unfinished), rep.References, rep.Temporary, len(rep.Problems))
-			if err != nil {
+			switch {
+			case err != nil && len(rep.Problems) == 0: // the remote could not be read
+				return &exitError{exitSomeFailed, err}
+			case err != nil:
 				return &exitError{exitSomeFailed, fmt.Errorf("%s is damaged: %d problem(s)", r, len(rep.Problems))}
 			}
 			return nil

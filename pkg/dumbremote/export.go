@@ -68,6 +68,9 @@ const layerJobs = 3
 // streams, then the manifests, then the reference. It returns the descriptor of art's
 // manifest or index, whose digest is art's, and what it wrote.
 func (r *Remote) Export(ctx context.Context, name imageref.Ref, art remote.Taggable, compress Compression) (v1.Descriptor, Stats, error) {
+	if r.Location.ReadOnly() {
+		return v1.Descriptor{}, Stats{}, &PermanentError{fmt.Errorf("%s is read-only (served over HTTP): export to its dir:// or s3:// form", r)}
+	}
 	if err := r.ensureLayout(ctx); err != nil {
 		return v1.Descriptor{}, Stats{}, err
 	}

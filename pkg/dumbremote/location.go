@@ -8,7 +8,8 @@ import (
 	"strings"
 )
 
-// Location is a parsed remote: dir:///path or s3://bucket/prefix?region=…&endpoint=….
+// Location is a parsed remote: dir:///path, s3://bucket/prefix?region=…&endpoint=…, or
+// http(s)://host/path to read one a web server serves.
 type Location struct {
 	Scheme string // "dir" or "s3"
 	// Path is the directory (dir) or the key prefix inside the bucket without a leading or
@@ -16,7 +17,7 @@ type Location struct {
 	Path     string
 	Bucket   string // s3
 	Region   string // s3: ?region=
-	Endpoint string // s3: ?endpoint=, e.g. http://127.0.0.1:9000 or https://s3.example.com; "" for AWS
+	Endpoint string // s3: ?endpoint=, e.g. http://127.0.0.1:9000 or https://s3.example.com ("" for AWS); http(s): scheme://host[:port]
 }
 
 // ErrLocation marks a remote that is not one.
@@ -76,14 +77,32 @@ func ParseLocation(s string) (Location, error) {
 			}
 		}
 		return loc, nil
+	case "http", "https":
+		if u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return bad("a remote served over HTTP is http(s)://HOST[:PORT][/PATH], without parameters")
+		}
+		loc := Location{Scheme: u.Scheme, Endpoint: u.Scheme + "://" + u.Host, Path: strings.Trim(path.Clean("/"+u.Path), "/")}
+		if loc.Path == "." {
+			loc.Path = ""
+		}
+		return loc, nil
 	}
-	return bad("the scheme must be dir:// or s3://")
+	return bad("the scheme must be dir://, s3:// or, to read only, http(s)://")
 }
+
+// ReadOnly reports whether the remote can only be read: one served over HTTP by a web server
+// (a directory remote behind nginx, a public bucket's URL).
+func (l Location) ReadOnly() bool { return l.Scheme == "http" || l.Scheme == "https" }
 
 // String writes the location back as a remote.
 func (l Location) String() string {
-	if l.Scheme == "dir" {
+	switch {
+	case l.Scheme == "dir":
 		return "dir://" + l.Path
+	case l.ReadOnly() && l.Path == "":
+		return l.Endpoint
+	case l.ReadOnly():
+		return l.Endpoint + "/" + l.Path
 	}
 	s := "s3://" + l.Bucket
 	if l.Path != "" {

@@ -68,6 +68,8 @@ func Open(ctx context.Context, s string, opts ...Option) (*Remote, error) {
 		if r.b, err = newS3(loc, o.transport); err != nil {
 			return nil, &PermanentError{err}
 		}
+	default:
+		r.b = newHTTP(loc, o.transport)
 	}
 	return r, nil
 }

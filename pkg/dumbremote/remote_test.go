@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -370,7 +373,10 @@ func TestParseLocation(t *testing.T) {
 		{"s3://key:secret@bucket/x", "", "credentials"},
 		{"s3://bucket/x?X-Amz-Signature=abc", "", "credentials"},
 		{"dir://relative/path", "", "three slashes"},
-		{"http://example.com/x", "", "scheme"},
+		{"ftp://example.com/x", "", "scheme"},
+		{"https://images.example.org/remote/", "https://images.example.org/remote", ""},
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080", ""},
+		{"https://images.example.org/remote?X-Amz-Signature=abc", "", "credentials"},
 		{"s3://bucket?endpoint=ftp://x", "", "endpoint"},
 	} {
 		loc, err := ParseLocation(tt.in)
@@ -421,5 +427,55 @@ func TestSweepTemporaries(t *testing.T) {
 	}
 	if rep, err := r.Verify(ctx); err != nil || rep.Temporary != 0 {
 		t.Errorf("after the sweep: %+v, %v", rep, err)
+	}
+}
+
+// A directory remote served by a web server is read over HTTP: an image by name and by digest
+// comes back with its digest; an id prefix, which needs a listing, and an export are refused
+// saying why.
+func TestReadOverHTTP(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	w, err := Open(ctx, "dir://"+root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := random.Image(2000, 2)
+	if _, _, err := w.Export(ctx, ref(t, "example.com/team/app:1"), img, AsIs); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.FileServer(http.Dir(root)))
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	r, err := Open(ctx, srv.URL+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := digestOf(t, img)
+	for _, s := range []string{"example.com/team/app:1", "example.com/team/app@" + want.String()} {
+		_, art, err := r.Import(ctx, s)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		if got := digestOf(t, art.(v1.Image)); got != want {
+			t.Errorf("%s: %s, want %s", s, got, want)
+		}
+		if err := validate.Image(art.(v1.Image)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := r.Resolve(ctx, "sha256:"+want.Hex[:8]); err == nil || !strings.Contains(err.Error(), "cannot be listed") {
+		t.Errorf("an id prefix over HTTP: %v", err)
+	}
+	if _, err := r.Resolve(ctx, "example.com/team/app:2"); !IsNotFound(err) {
+		t.Errorf("a missing tag over HTTP: %v", err)
+	}
+	if _, _, err := r.Export(ctx, ref(t, "example.com/team/app:3"), img, AsIs); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("an export over HTTP: %v", err)
 	}
 }
