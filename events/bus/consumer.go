@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -74,6 +75,12 @@ func (b *Bus) Handle(ctx context.Context, c Consumer, h Handler) error {
 		return fmt.Errorf("opening stream %s: %w", events.Stream, err)
 	}
 	cons, err := stream.CreateOrUpdateConsumer(ctx, cfg)
+	if errors.Is(err, jetstream.ErrConsumerMultipleFilterSubjectsNotSupported) {
+		// The server applies an update from one filter subject (a consumer an older flatbed
+		// made, restored from disk) to several but answers without them; the server
+		// version was checked at connect, so read back what it holds.
+		cons, err = filtersApplied(ctx, stream, cfg)
+	}
 	if err != nil {
 		return fmt.Errorf("creating consumer %s: %w", c.Name, err)
 	}
@@ -333,4 +340,18 @@ func (b backoff) WaitTime(n uint64) time.Duration {
 		return 30 * time.Second
 	}
 	return d
+}
+
+// filtersApplied returns the consumer cfg names if the server holds it with cfg's filter
+// subjects.
+func filtersApplied(ctx context.Context, stream jetstream.Stream, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	cons, err := stream.Consumer(ctx, cfg.Durable)
+	if err != nil {
+		return nil, fmt.Errorf("reading back its subjects after an update: %w", err)
+	}
+	got := slices.Sorted(slices.Values(cons.CachedInfo().Config.FilterSubjects))
+	if !slices.Equal(got, slices.Sorted(slices.Values(cfg.FilterSubjects))) {
+		return nil, fmt.Errorf("the server kept subjects %v after an update to %v: %w", got, cfg.FilterSubjects, jetstream.ErrConsumerMultipleFilterSubjectsNotSupported)
+	}
+	return cons, nil
 }
