@@ -173,9 +173,7 @@ func TestOpenRootRefusesSymlink(t *testing.T) {
 
 // The same guarantees hold where openat2 is missing or refused, and parents are walked.
 func TestWithoutOpenat2(t *testing.T) {
-	saved := noOpenat2.Load()
-	noOpenat2.Store(true)
-	t.Cleanup(func() { noOpenat2.Store(saved) })
+	t.Cleanup(WithoutOpenat2())
 	t.Run("write", TestWriteFileReplaces)
 	t.Run("symlink", TestSymlinkReplaceReplaces)
 	t.Run("mkdir", TestMkdirReplaceReplaces)

@@ -13,7 +13,7 @@ import (
 // fifo or device entry itself, without following or opening it; a directory in the way is
 // removed first. Readers see the old entry or the new one, never a half-written file.
 func (r *Root) replace(rel string, create func(dir int, tmp string) error) error {
-	dir, base, err := r.openParent(rel)
+	dir, base, err := OpenParent(r.fd, rel, Path)
 	if err != nil {
 		return err
 	}
@@ -24,7 +24,7 @@ func (r *Root) replace(rel string, create func(dir int, tmp string) error) error
 	}
 	err = unix.Renameat(dir, tmp, dir, base)
 	if err == unix.EISDIR || err == unix.ENOTEMPTY || err == unix.EEXIST {
-		if err = removeAt(dir, base); err != nil {
+		if _, err = removeAt(dir, base); err != nil {
 			err = fmt.Errorf("removing the directory in the way: %w", err)
 		} else {
 			err = unix.Renameat(dir, tmp, dir, base)

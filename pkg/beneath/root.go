@@ -6,9 +6,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// dirFlags open a directory without following a symlink in the last component.
-const dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-
 // Root is a directory tree, held by an fd, that paths are resolved beneath. Its methods but
 // Close may be called concurrently; none of them ever leaves the tree or follows a symlink.
 type Root struct {
