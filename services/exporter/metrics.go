@@ -1,9 +1,9 @@
 package exporter
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"flatbed.dev/events/bus/metric"
 )
 
 // Metrics are the exporter's Prometheus metrics.
@@ -18,31 +18,21 @@ type Metrics struct {
 // second pipeline in one process) shares its metrics.
 func NewMetrics(r prometheus.Registerer) *Metrics {
 	return &Metrics{
-		Images: register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Images: metric.Register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flatbed_exporter_images_total",
 			Help: "Images exported to a registry-less remote, by result: exported, failed (the remote or the registry refused, or a remote that is not one).",
 		}, []string{"result"})),
-		Blobs: register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Blobs: metric.Register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flatbed_exporter_blobs_total",
 			Help: "Blobs of exported images, by result: uploaded (written to the remote now), present (the remote had it: not transferred).",
 		}, []string{"result"})),
-		Bytes: register(r, prometheus.NewCounter(prometheus.CounterOpts{
+		Bytes: metric.Register(r, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flatbed_exporter_uploaded_bytes_total",
 			Help: "Bytes written to registry-less remotes.",
 		})),
-		Seconds: register(r, prometheus.NewHistogram(prometheus.HistogramOpts{
+		Seconds: metric.Register(r, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "flatbed_exporter_export_seconds", Help: "Time to export one image, when it was exported.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10),
 		})),
 	}
-}
-
-func register[C prometheus.Collector](r prometheus.Registerer, c C) C {
-	var are prometheus.AlreadyRegisteredError
-	if err := r.Register(c); errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	return c
 }

@@ -1,9 +1,9 @@
 package frontdoor
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"flatbed.dev/events/bus/metric"
 )
 
 // Metrics are the front door's Prometheus metrics.
@@ -16,23 +16,13 @@ type Metrics struct {
 // second one in one process) shares its metrics.
 func NewMetrics(r prometheus.Registerer) *Metrics {
 	return &Metrics{
-		Requests: register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Requests: metric.Register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flatbed_frontdoor_requests_total",
 			Help: "HTTP requests the front door answered, by route (its pattern) and status code.",
 		}, []string{"route", "code"})),
-		Webhooks: register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Webhooks: metric.Register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flatbed_frontdoor_webhook_images_total",
 			Help: "Images named by registry webhooks, by source (distribution, harbor) and outcome (wished, duplicate, withdrawn, ignored).",
 		}, []string{"source", "outcome"})),
 	}
-}
-
-func register[C prometheus.Collector](r prometheus.Registerer, c C) C {
-	var are prometheus.AlreadyRegisteredError
-	if err := r.Register(c); errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	return c
 }

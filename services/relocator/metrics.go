@@ -1,9 +1,9 @@
 package relocator
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"flatbed.dev/events/bus/metric"
 )
 
 // Metrics are the relocator's Prometheus metrics.
@@ -16,23 +16,13 @@ type Metrics struct {
 // second pipeline in one process) shares its metrics.
 func NewMetrics(r prometheus.Registerer) *Metrics {
 	return &Metrics{
-		Images: register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Images: metric.Register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flatbed_relocator_images_total",
 			Help: "Images relocated, by result: relocated (every digest kept), digest_changed (the target changed one: the wish failed), failed (the registry's last word or a name that cannot be relocated).",
 		}, []string{"result"})),
-		Seconds: register(r, prometheus.NewHistogram(prometheus.HistogramOpts{
+		Seconds: metric.Register(r, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "flatbed_relocator_copy_seconds", Help: "Time to copy one image and read its digests back, when it was relocated.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10),
 		})),
 	}
-}
-
-func register[C prometheus.Collector](r prometheus.Registerer, c C) C {
-	var are prometheus.AlreadyRegisteredError
-	if err := r.Register(c); errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	return c
 }
