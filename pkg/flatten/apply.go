@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
+
+	"flatbed.dev/pkg/beneath"
 )
 
 // inode identifies a file of a layerfs, to find hard-link groups within a layer.
@@ -39,7 +41,7 @@ func (a *applier) errf(path, op string, err error) error {
 // dir applies the layerfs directory src onto the dst directory dst, both at path rel: first
 // this layer's opaque marker and whiteouts (they hide lower layers only), then its entries.
 func (a *applier) dir(src, dst int, rel string) error {
-	names, err := readNames(src)
+	names, err := beneath.ReadNames(src)
 	if err != nil {
 		return a.errf(rel, "reading layer directory", err)
 	}
@@ -52,13 +54,13 @@ func (a *applier) dir(src, dst int, rel string) error {
 		if rel == "" {
 			keep = a.keep
 		}
-		if err := removeChildren(dst, keep); err != nil {
+		if err := beneath.RemoveChildren(dst, keep); err != nil {
 			return a.errf(rel, "emptying opaque directory", err)
 		}
 		a.b.stats.Whiteouts++
 	}
 	for _, w := range c.whiteouts {
-		if err := removeAt(dst, w); err != nil {
+		if _, err := beneath.RemoveAt(dst, w); err != nil {
 			return a.errf(join(rel, w), "removing whited-out", err)
 		}
 		a.b.stats.Whiteouts++
@@ -90,7 +92,7 @@ func (a *applier) entry(src, dst int, rel string, e entry) error {
 	if exists && !(isDir && cur.Mode&unix.S_IFMT == unix.S_IFDIR) {
 		// Type changes and replaced files: the lower entry goes entirely, and a symlink is
 		// removed itself (a layer's "lib/" replaces a lower "lib -> /usr/lib").
-		if err := removeAt(dst, e.name); err != nil {
+		if _, err := beneath.RemoveAt(dst, e.name); err != nil {
 			return a.errf(path, "replacing", err)
 		}
 		exists = false
@@ -128,12 +130,12 @@ func (a *applier) subdir(src, dst int, path string, e entry, exists bool) error 
 		}
 	}
 	a.b.stats.Dirs++
-	s, err := unix.Openat(src, e.name, dirFlags, 0)
+	s, err := beneath.OpenDir(src, e.name, beneath.Read)
 	if err != nil {
 		return a.errf(path, "opening layer directory", err)
 	}
 	defer unix.Close(s)
-	d, err := unix.Openat(dst, e.name, dirFlags, 0)
+	d, err := beneath.OpenDir(dst, e.name, beneath.Read)
 	if err != nil {
 		return a.errf(path, "opening directory", err)
 	}

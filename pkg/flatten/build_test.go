@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
+	"flatbed.dev/pkg/beneath"
 	"flatbed.dev/pkg/layer"
 )
 
@@ -66,7 +69,7 @@ func TestBuildErrors(t *testing.T) {
 	})
 }
 
-// The careful walk used without openat2 gives the same answers as openat2.
+// The careful walk used without openat2 gives the same answers as openat2 on a layer tree.
 func TestWalkBeneath(t *testing.T) {
 	l := newLayerFS(t, layer.WhiteoutOCI).dir("a/b", 0o755).symlink("a/l", "b").symlink("abs", "/")
 	root, err := os.Open(l.root)
@@ -74,18 +77,26 @@ func TestWalkBeneath(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	for _, tc := range []struct {
-		rel string
-		ok  bool
-	}{{"a", true}, {"a/b", true}, {"a/l", false}, {"abs", false}, {"abs/etc", false}, {"a/../a", false}, {"nope", false}} {
-		fd, err := walkBeneath(int(root.Fd()), tc.rel)
-		if (err == nil) != tc.ok {
-			t.Errorf("walkBeneath(%q): err %v, want ok=%v", tc.rel, err, tc.ok)
-		}
-		if err == nil {
-			closeFd(fd)
+	check := func(t *testing.T) {
+		for _, tc := range []struct {
+			rel  string
+			want error
+		}{{"a", nil}, {"a/b", nil}, {"a/l", unix.ELOOP}, {"abs", unix.ELOOP}, {"abs/etc", unix.ELOOP},
+			{"a/../a", beneath.ErrInvalidPath}, {"nope", unix.ENOENT}} {
+			fd, err := beneath.OpenDir(int(root.Fd()), tc.rel, beneath.Read)
+			if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
+				t.Errorf("OpenDir(%q): err %v, want %v", tc.rel, err, tc.want)
+			}
+			if err == nil {
+				closeFd(fd)
+			}
 		}
 	}
+	t.Run("openat2", check)
+	t.Run("walk", func(t *testing.T) {
+		t.Cleanup(beneath.WithoutOpenat2())
+		check(t)
+	})
 }
 
 func TestOverlayNeedsRoot(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"flatbed.dev/pkg/beneath"
 )
 
 // dirMeta is what a directory gets only once all layers are applied: creating children
@@ -48,10 +50,10 @@ func (b *builder) finishDirs() error {
 }
 
 func (b *builder) finishDir(p string, m dirMeta) error {
-	fd, err := openBeneath(b.root, p)
-	switch err {
-	case nil:
-	case unix.ENOENT, unix.ENOTDIR, unix.ELOOP:
+	fd, err := beneath.OpenDir(b.root, p, beneath.Read)
+	switch {
+	case err == nil:
+	case beneath.IsUnreachable(err):
 		return nil // gone, or no longer a directory
 	default:
 		return err

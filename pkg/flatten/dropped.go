@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
+
+	"flatbed.dev/pkg/beneath"
 )
 
 // removeDropped removes what the lower layers left at the paths where layer l has an entry
@@ -27,9 +29,9 @@ func (b *builder) removeDropped(l Layer) error {
 // a file or a symlink means there is nothing to remove: nothing is reached through a symlink,
 // and the layer's own directory replaces a lower symlink or file on the way anyway.
 func removeBeneath(root int, rel string) error {
-	p, base, err := openParent(root, rel)
+	p, base, err := beneath.OpenParent(root, rel, beneath.Path)
 	switch {
-	case errors.Is(err, errInvalidPath):
+	case errors.Is(err, beneath.ErrInvalidPath):
 		return unreachable(err)
 	case isUnreachable(err):
 		return nil
@@ -37,5 +39,6 @@ func removeBeneath(root int, rel string) error {
 		return err
 	}
 	defer unix.Close(p)
-	return removeAt(p, base)
+	_, err = beneath.RemoveAt(p, base)
+	return err
 }

@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"flatbed.dev/pkg/beneath"
 	"flatbed.dev/pkg/layer"
 )
 
@@ -36,10 +37,5 @@ func unreachable(err error) error {
 // isUnreachable reports errors of resolving a path below the root that only the tree can
 // cause: the path is missing, runs below a symlink or a file, or is no valid path at all.
 func isUnreachable(err error) bool {
-	for _, e := range []error{unix.ENOENT, unix.ENOTDIR, unix.ELOOP, unix.EXDEV, errInvalidPath} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
+	return beneath.IsUnreachable(err) || errors.Is(err, unix.EXDEV) || errors.Is(err, beneath.ErrInvalidPath)
 }

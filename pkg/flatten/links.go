@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"flatbed.dev/pkg/beneath"
 	"flatbed.dev/pkg/layer"
 )
 
@@ -30,10 +31,10 @@ func (b *builder) stashLinks(l Layer) (*stash, error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	s := &stash{name: ".flatten-links-" + hex.EncodeToString(rnd[:]), pins: make([]int, len(links))}
-	if err := unix.Mkdirat(b.root, s.name, 0o700); err != nil {
+	if err := beneath.Mkdirat(b.root, s.name, 0o700); err != nil {
 		return nil, fmt.Errorf("layer %s: creating hard-link stash: %w", layerName(l), err)
 	}
-	dir, err := unix.Openat(b.root, s.name, dirFlags, 0)
+	dir, err := beneath.OpenDir(b.root, s.name, beneath.Path)
 	if err != nil {
 		_ = s.discard(b)
 		return nil, fmt.Errorf("layer %s: opening hard-link stash: %w", layerName(l), err)
@@ -57,14 +58,14 @@ func (b *builder) stashLinks(l Layer) (*stash, error) {
 // pin hard-links the file the lower layers left at target into dir as name. A target that
 // is missing (also below a symlink or a file) or a directory is the image's fault.
 func pin(root int, target string, dir int, name string) error {
-	p, base, err := openParent(root, target)
+	p, base, err := beneath.OpenParent(root, target, beneath.Path)
 	var st unix.Stat_t
 	if err == nil {
 		defer unix.Close(p)
 		err = unix.Fstatat(p, base, &st, unix.AT_SYMLINK_NOFOLLOW)
 	}
 	switch {
-	case errors.Is(err, errInvalidPath):
+	case errors.Is(err, beneath.ErrInvalidPath):
 		return unreachable(err)
 	case isUnreachable(err):
 		return fmt.Errorf("%w: the target does not exist in the lower layers (nor is any symlink on its way followed)", ErrMalformed)
@@ -91,7 +92,7 @@ func (s *stash) link(b *builder, l Layer) error {
 	if s.name == "" {
 		return nil
 	}
-	dir, err := unix.Openat(b.root, s.name, dirFlags, 0)
+	dir, err := beneath.OpenDir(b.root, s.name, beneath.Path)
 	if err != nil {
 		return fmt.Errorf("layer %s: opening hard-link stash: %w", layerName(l), err)
 	}
@@ -109,12 +110,12 @@ func (s *stash) link(b *builder, l Layer) error {
 }
 
 func linkFromStash(root, dir int, pin, path string) error {
-	p, base, err := openParent(root, path)
+	p, base, err := beneath.OpenParent(root, path, beneath.Path)
 	if err != nil {
 		return unreachable(err)
 	}
 	defer unix.Close(p)
-	if err := removeAt(p, base); err != nil {
+	if _, err := beneath.RemoveAt(p, base); err != nil {
 		return err
 	}
 	return unix.Linkat(dir, pin, p, base, 0)
@@ -125,7 +126,7 @@ func (s *stash) discard(b *builder) error {
 	if s == nil || s.name == "" {
 		return nil
 	}
-	err := removeAt(b.root, s.name)
+	_, err := beneath.RemoveAt(b.root, s.name)
 	s.name = ""
 	if err != nil {
 		return fmt.Errorf("removing hard-link stash: %w", err)

@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"flatbed.dev/pkg/beneath"
 )
 
 // nonDir creates the regular file, symlink, device or fifo e in dst (where nothing has that
@@ -136,7 +138,7 @@ func readlinkAt(dir int, name string) (string, error) {
 // linkBeneath makes dir/name a hard link to the file at rel below root, resolving rel
 // without following symlinks.
 func linkBeneath(root int, rel string, dir int, name string) error {
-	p, base, err := openParent(root, rel)
+	p, base, err := beneath.OpenParent(root, rel, beneath.Path)
 	if err != nil {
 		return err
 	}

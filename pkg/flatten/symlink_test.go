@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"flatbed.dev/pkg/beneath"
 	"flatbed.dev/pkg/layer"
 )
 
@@ -79,9 +80,7 @@ func TestSymlinkReplacesDir(t *testing.T) {
 
 // The same guarantees hold on kernels without openat2, where parents are walked one by one.
 func TestWithoutOpenat2(t *testing.T) {
-	saved := noOpenat2.Load()
-	noOpenat2.Store(true)
-	t.Cleanup(func() { noOpenat2.Store(saved) })
+	t.Cleanup(beneath.WithoutOpenat2())
 	t.Run("symlinks", TestNoWriteThroughSymlinks)
 	t.Run("links", TestMetaLinks)
 	t.Run("link errors", TestMetaLinkErrors)
