@@ -100,6 +100,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newWish(g), newStatus(g))
 	root.AddCommand(newConvert(g), newConvertSingle(g), newServe(g), newCheckImageSyntax(g), newDownloadManifest(g), newDemo(g), newVersion(),
 		newDeleteImage(g), newGarbageCollection(g), newVerify(g), newCreatePodmanStore(g))
+	root.AddCommand(newPruneImages(g))
 	root.AddCommand(newExpandWildcard(g), newLoop(g))
 	runtimeFailures(root)
 	return root
