@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -16,7 +14,6 @@ import (
 	"flatbed.dev/events"
 	"flatbed.dev/pkg/multiarch"
 	"flatbed.dev/pkg/registry"
-	"flatbed.dev/pkg/store"
 )
 
 // The thin image of a multi-arch image (-m) is a manifest list of per-platform thin images,
@@ -34,45 +31,50 @@ func platformsOf(in events.ImageFlattened) []events.Image {
 	return out
 }
 
-// pushList pushes the thin manifest list of the platforms of one image and returns its digest.
-// With ifMissing, a platform's thin image, or the list, the target already holds is not
-// pushed again (see write).
-func (s *Service) pushList(ctx context.Context, job events.Job, platforms []events.Image, ifMissing bool) (string, error) {
+// pushList pushes the thin manifest list of the platforms of one image and returns its digest
+// and whether anything was pushed. With ifMissing, a platform's thin image, or the list, the
+// target already holds is not pushed again (see write).
+func (s *Service) pushList(ctx context.Context, job events.Job, platforms []events.Image, ifMissing bool) (string, bool, error) {
 	list := mutate.IndexMediaType(empty.Index, types.DockerManifestList)
+	anyPushed := false
 	for _, p := range platforms {
 		img, out, ref, err := s.thinImage(ctx, job, p)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		plat, err := multiarch.Parse(p.Platform)
 		if err != nil {
-			return "", events.Permanent(fmt.Errorf("the thin image of %s: %w", p.Name, err))
+			return "", false, events.Permanent(fmt.Errorf("the thin image of %s: %w", p.Name, err))
 		}
 		if img, err = onPlatform(img, plat); err != nil {
-			return "", fmt.Errorf("building the %s thin image of %s: %w", p.Platform, job.Image, err)
+			return "", false, fmt.Errorf("building the %s thin image of %s: %w", p.Platform, job.Image, err)
 		}
 		digest, err := img.Digest()
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
-		if _, err := s.write(ctx, job, img, out, ref.Context().Digest(digest.String()), ifMissing); err != nil {
-			return "", fmt.Errorf("platform %s: %w", p.Platform, err)
+		_, pushed, err := s.write(ctx, job, img, out, ref.Context().Digest(digest.String()), ifMissing)
+		if err != nil {
+			return "", false, fmt.Errorf("platform %s: %w", p.Platform, err)
 		}
+		anyPushed = anyPushed || pushed
 		list = mutate.AppendManifests(list, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &plat}})
 	}
 	out, ref, err := outputRef(job.ThinImage)
 	if err != nil {
-		return "", events.Permanent(fmt.Errorf("cannot push the thin image: %w", err))
+		return "", false, events.Permanent(fmt.Errorf("cannot push the thin image: %w", err))
 	}
 	digest, err := list.Digest()
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	opts := append([]registry.Option{registry.WithDUCCAuth(ref.Context().RegistryStr(), job.User)}, s.Registry...)
 	ctx = registry.ContextWithScheme(ctx, out.Scheme, out.Registry)
+	present := false
 	err = registry.Do(ctx, opts, func(ro []remote.Option) error {
 		if ifMissing {
 			if d, err := remote.Head(ref, ro...); err == nil && d.Digest == digest {
+				present = true
 				return nil
 			}
 		}
@@ -82,14 +84,21 @@ func (s *Service) pushList(ctx context.Context, job events.Job, platforms []even
 	switch {
 	case err == nil:
 	case errors.Is(err, context.Canceled):
-		return "", err
+		return "", false, err
 	case registry.Denied(err), registry.Final(err):
-		return "", events.Permanent(fmt.Errorf("pushing the thin manifest list %s: %w", job.ThinImage, registry.Explain(err)))
+		return "", false, events.Permanent(fmt.Errorf("pushing the thin manifest list %s: %w", job.ThinImage, registry.Explain(err)))
 	default:
-		return "", fmt.Errorf("pushing the thin manifest list %s: %w", job.ThinImage, registry.Explain(err))
+		return "", false, fmt.Errorf("pushing the thin manifest list %s: %w", job.ThinImage, registry.Explain(err))
+	}
+	if s.Metrics != nil {
+		s.Metrics.Lists.WithLabelValues(pushedOrPresent(!present)).Inc()
+	}
+	if present {
+		s.Log.Info("thin manifest list already in place", "wish", job.WishID, "image", job.Image, "thin", job.ThinImage, "digest", digest.String())
+		return digest.String(), anyPushed, nil
 	}
 	s.Log.Info("thin manifest list pushed", "wish", job.WishID, "image", job.Image, "thin", job.ThinImage, "platforms", len(platforms), "digest", digest.String())
-	return digest.String(), nil
+	return digest.String(), true, nil
 }
 
 // onPlatform gives a thin image the platform of the image it stands for.
@@ -101,21 +110,4 @@ func onPlatform(img v1.Image, p v1.Platform) (v1.Image, error) {
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
 	return mutate.ConfigFile(img, cf)
-}
-
-// resolvedList is handleResolved for a multi-arch image the store already holds: its thin
-// manifest list, pushed where the target lacks it (or a platform's thin image).
-func (s *Service) resolvedList(ctx context.Context, in events.ImageResolved, start time.Time) error {
-	digest, err := s.pushList(ctx, in.Job, in.Platforms, true)
-	if err != nil {
-		return err
-	}
-	flat := store.New(".").FlatDir(in.Image.ConfigDigest) // relative to the repository
-	res := events.ThinPushed{Job: in.Job, Image: in.Image, FlatPath: filepath.ToSlash(flat), PublicPath: in.Image.Name,
-		ThinImage: in.Job.ThinImage, ThinDigest: digest, AlreadyConverted: true, Seconds: time.Since(start).Seconds()}
-	env, err := events.New(events.ThinPushedType, source, events.ID(events.ThinPushedType, in.Job.WishID, in.Image.Digest), in.Job, in.Job.Image, res)
-	if err != nil {
-		return err
-	}
-	return s.Bus.Publish(ctx, env)
 }

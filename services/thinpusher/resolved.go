@@ -12,6 +12,7 @@ import (
 
 	"flatbed.dev/events"
 	"flatbed.dev/events/bus"
+	"flatbed.dev/pkg/imageref"
 	"flatbed.dev/pkg/registry"
 	"flatbed.dev/pkg/store"
 )
@@ -33,25 +34,27 @@ func (s *Service) handleResolved(ctx context.Context, d *bus.Delivery) error {
 		return nil // converted now: its image.flattened brings it; or no thin image is wanted
 	}
 	start := time.Now()
+	var digest string
+	var pushed bool
+	var err error
 	if len(in.Platforms) > 0 {
-		return s.resolvedList(ctx, in, start) // a multi-arch image: its manifest list (list.go)
+		digest, pushed, err = s.pushList(ctx, in.Job, in.Platforms, true) // a multi-arch image: its manifest list (list.go)
+	} else {
+		var img v1.Image
+		var out imageref.Ref
+		var dst name.Reference
+		if img, out, dst, err = s.thinImage(ctx, in.Job, in.Image); err == nil {
+			digest, pushed, err = s.write(ctx, in.Job, img, out, dst, true)
+		}
 	}
-	img, out, dst, err := s.thinImage(ctx, in.Job, in.Image)
 	if err != nil {
-		return err
-	}
-	digest, err := s.write(ctx, in.Job, img, out, dst, true)
-	if err != nil {
+		s.Metrics.failed(err, d.LastAttempt())
 		return err
 	}
 	flat := store.New(".").FlatDir(in.Image.ConfigDigest) // relative to the repository
 	res := events.ThinPushed{Job: in.Job, Image: in.Image, FlatPath: filepath.ToSlash(flat), PublicPath: in.Image.Name,
 		ThinImage: in.Job.ThinImage, ThinDigest: digest, AlreadyConverted: true, Seconds: time.Since(start).Seconds()}
-	env, err := events.New(events.ThinPushedType, source, events.ID(events.ThinPushedType, in.Job.WishID, in.Image.Digest), in.Job, in.Job.Image, res)
-	if err != nil {
-		return err
-	}
-	return s.Bus.Publish(ctx, env)
+	return s.publish(ctx, res, pushedOrPresent(pushed))
 }
 
 // held says dst already names img (by digest), from one HEAD of dst. Anything else (not

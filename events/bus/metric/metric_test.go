@@ -25,3 +25,21 @@ func TestRegisterSharesTheFirst(t *testing.T) {
 		t.Errorf("gathered %d series (%v), want 1", n, err)
 	}
 }
+
+func TestScrape(t *testing.T) {
+	r := prometheus.NewRegistry()
+	c := Register(r, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flatbed_a_total", Help: "a"}, []string{"result", "kind"}))
+	h := Register(r, prometheus.NewHistogram(prometheus.HistogramOpts{Name: "flatbed_b_seconds", Help: "b"}))
+	c.WithLabelValues("ok", "x").Add(3)
+	h.Observe(2)
+	h.Observe(0.5)
+	got, err := Scrape(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]float64{`flatbed_a_total{kind="x",result="ok"}`: 3, "flatbed_b_seconds_count": 2, "flatbed_b_seconds_sum": 2.5} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v (scraped %v)", k, got[k], want, got)
+		}
+	}
+}
