@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"flatbed.dev/events"
 	"flatbed.dev/events/bus"
 	n "flatbed.dev/pkg/notification"
@@ -32,12 +34,16 @@ type Service struct {
 	// Endings joins the outputs of a wish that asked for several (required for those): a
 	// wish ends when every output it asked for has.
 	Endings events.Endings
+	Metrics *Metrics
 }
 
 // Register adds the notifier's consumer to b.
 func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
 	if s.Log == nil {
 		s.Log = slog.Default()
+	}
+	if s.Metrics == nil {
+		s.Metrics = NewMetrics(prometheus.DefaultRegisterer)
 	}
 	return b.Handle(ctx, bus.Consumer{Name: Name, Types: events.Consumers()[Name]}, s.Handle)
 }
@@ -141,7 +147,11 @@ func (s *Service) completed(ctx context.Context, job events.Job, c events.Conver
 	}
 	s.Log.Info("conversion completed", "wish", job.WishID, "image", job.Image, "public_path", c.PublicPath, "already_converted", c.AlreadyConverted,
 		"relocated", c.Relocated, "lazy", c.Lazy, "exported", c.Exported)
-	return s.Bus.Publish(ctx, env)
+	if err := s.Bus.Publish(ctx, env); err != nil {
+		return err
+	}
+	s.Metrics.completed(c, !job.SubmittedAt.IsZero())
+	return nil
 }
 
 func (s *Service) failed(ctx context.Context, in events.ImageFailed) error {
@@ -159,7 +169,11 @@ func (s *Service) failed(ctx context.Context, in events.ImageFailed) error {
 		return err
 	}
 	s.Log.Error("conversion failed", "wish", job.WishID, "image", job.Image, "stage", in.Stage, "err", in.Error)
-	return s.Bus.Publish(ctx, env)
+	if err := s.Bus.Publish(ctx, env); err != nil {
+		return err
+	}
+	s.Metrics.failed(f, !job.SubmittedAt.IsZero())
+	return nil
 }
 
 // failureLines reports a failure as DUCC does: on the end line of the step that failed,
@@ -208,6 +222,7 @@ func (s *Service) line(ctx context.Context, fields map[string]string) error {
 	if err := s.Lines.Write(ctx, fields); err != nil {
 		return fmt.Errorf("writing the notification file: %w", err)
 	}
+	s.Metrics.line(fields[n.FieldAction])
 	return nil
 }
 
