@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"flatbed.dev/pkg/beneath"
 )
 
 // dirAttrs is what a directory entry asks for but cannot get until the end: adding children
@@ -35,7 +37,7 @@ func (x *extractor) dir(hdr *tar.Header, pfd int, base, rel string) error {
 		err = unix.ENOENT
 	}
 	if err == unix.ENOENT {
-		if err := mkdirat(pfd, base, 0o755); err != nil {
+		if err := beneath.Mkdirat(pfd, base, 0o755); err != nil {
 			return fmt.Errorf("creating directory: %w", err)
 		}
 	}

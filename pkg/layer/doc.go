@@ -3,8 +3,10 @@
 //
 // # Safety by construction
 //
-// Extract opens the layerfs directory once and makes every change relative to that fd with
-// openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS) and *at calls that do
+// Extract opens the layerfs directory once and makes every change relative to that fd,
+// resolving parents through pkg/beneath (openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|
+// RESOLVE_NO_MAGICLINKS), or where the kernel lacks it each component opened
+// O_NOFOLLOW|O_DIRECTORY from its parent's fd, with the same answers) and *at calls that do
 // not follow the last component (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW, O_EXCL creates, unlink
 // before replace). Whatever a layer has created before, the kernel refuses to leave the
 // directory or to follow a symlink on the way, so no entry can write, link, chmod, chown or

@@ -101,7 +101,7 @@ func assertBeneath(t *testing.T, dir string) {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		how := unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: resolveFlags}
+		how := unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
 		fd, err := unix.Openat2(root, rel, &how)
 		if err != nil {
 			t.Errorf("%s does not resolve beneath the layer dir: %v", rel, err)

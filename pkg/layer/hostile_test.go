@@ -190,6 +190,20 @@ func hostileCorpus(t testing.TB, top string) []hostileCase {
 			blob: tarOf(symlinkEnt("c", "c"), file("c/x", "pwned", 0o644))},
 		{name: "dir replaced by symlink then written into", wantErr: ErrUnsafe, msg: []string{`"d/outside"`, "d is a symlink"},
 			blob: tarOf(dirEnt("d/", 0o755), file("d/a", "a", 0o644), symlinkEnt("d", ".."), file("d/outside", "pwned", 0o644))},
+		{name: "file over a symlink to outside", blob: tarOf(symlinkEnt("l", filepath.Join(parent, "outside")), file("l", "inside", 0o644)),
+			check: func(t *testing.T, dir string, m *Meta) {
+				if st := lstat(t, filepath.Join(dir, "l")); fileType(st) != unix.S_IFREG || readFile(t, filepath.Join(dir, "l")) != "inside" {
+					t.Errorf("l is not the layer's file")
+				}
+			}},
+		{name: "fifo in the way", wantErr: unix.ENOTDIR, msg: []string{`"f/x"`, "parent f is not a directory"},
+			blob: tarOf(dev(tar.TypeFifo, "f", 0, 0), file("f/x", "pwned", 0o644))},
+		{name: "file over a fifo", blob: tarOf(dev(tar.TypeFifo, "f", 0, 0), file("f", "not blocked", 0o644)),
+			check: func(t *testing.T, dir string, m *Meta) {
+				if st := lstat(t, filepath.Join(dir, "f")); fileType(st) != unix.S_IFREG || readFile(t, filepath.Join(dir, "f")) != "not blocked" {
+					t.Errorf("f is not the layer's file")
+				}
+			}},
 		{name: "symlinks kept verbatim", blob: tarOf(symlinkEnt("s1", parent), symlinkEnt("s2", "../../../../etc/passwd"), file("f", "x", 0o644)),
 			check: func(t *testing.T, dir string, m *Meta) {
 				if got, _ := os.Readlink(filepath.Join(dir, "s1")); got != parent {

@@ -1,10 +1,9 @@
 package layer
 
 import (
-	"os"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"flatbed.dev/pkg/beneath"
 )
 
 // replace removes whatever this layer put at base (rel is its path) so a later entry with the
@@ -12,42 +11,12 @@ import (
 // with its whole tree, and with the bookkeeping (deferred directory metadata, whiteouts,
 // cross-layer links) of everything below it.
 func (x *extractor) replace(pfd int, base, rel string) error {
-	wasDir, err := removeAt(pfd, base)
+	wasDir, err := beneath.RemoveAt(pfd, base)
 	if err != nil {
 		return err
 	}
 	x.forget(rel, wasDir)
 	return nil
-}
-
-// removeAt removes base below dirfd without following symlinks; it recurses into directories
-// by fd, never by path. Nothing is chmod'ed: directories keep their creation mode until the
-// end of the extraction, so they are writable by us. A missing base is not an error.
-func removeAt(dirfd int, base string) (wasDir bool, err error) {
-	err = unix.Unlinkat(dirfd, base, 0)
-	if err == nil || err == unix.ENOENT {
-		return false, nil
-	}
-	if err != unix.EISDIR {
-		return false, err
-	}
-	fd, err := unix.Openat(dirfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return true, err
-	}
-	d := os.NewFile(uintptr(fd), base)
-	defer d.Close()
-	// Read all names first: removing while reading may make getdents skip entries.
-	names, err := d.Readdirnames(-1)
-	if err != nil {
-		return true, err
-	}
-	for _, n := range names {
-		if _, err := removeAt(fd, n); err != nil {
-			return true, err
-		}
-	}
-	return true, unix.Unlinkat(dirfd, base, unix.AT_REMOVEDIR)
 }
 
 // forget drops the bookkeeping of rel (and, for a removed directory, of everything below it).

@@ -1,11 +1,15 @@
 package layer
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"flatbed.dev/pkg/beneath"
 )
 
 // cleanName maps a tar name (or hard-link target) to a path relative to the layer root:
@@ -42,89 +46,45 @@ func joinRel(dir, base string) string {
 	return dir + "/" + base
 }
 
-// resolveFlags make the kernel refuse, rather than follow, any symlink on the way, and refuse
-// to leave the directory fd it starts from: a layer cannot redirect writes anywhere else,
-// whatever it created before.
-const resolveFlags = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
-
-// openat2 opens p below dirfd with resolveFlags, retrying the EAGAIN the kernel may return
-// when a concurrent rename races the lookup.
-func openat2(dirfd int, p string, flags uint64) (int, error) {
-	how := unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Resolve: resolveFlags}
-	var err error
-	for range 64 {
-		var fd int
-		fd, err = unix.Openat2(dirfd, p, &how)
-		if err != unix.EAGAIN && err != unix.EINTR {
-			return fd, err
-		}
-	}
-	return -1, err
-}
-
-const dirPathFlags = unix.O_PATH | unix.O_DIRECTORY
-
-// openDir returns an O_PATH fd of directory rel ("" = root) below the root. With create,
+// openDir returns a directory fd of rel ("" = root) below the root, for *at calls, resolved
+// by pkg/beneath: no symlink on the way is followed, nor anything left. With create,
 // missing directories are made 0755 as tar implementations do, and an overlay whiteout made
 // earlier by this layer is replaced (an entry of the same layer wins over its whiteout).
 // A symlink or non-directory on the way is an error naming that component.
 func (x *extractor) openDir(rel string, create bool) (int, error) {
-	if rel == "" {
-		rel = "."
+	var fd int
+	var err error
+	if create {
+		fd, err = beneath.MkdirAll(x.root, rel, beneath.Path, beneath.Mkdir{
+			Mode:    0o755,
+			Made:    func(p string) { x.implicit[p] = struct{}{} },
+			Replace: x.unwhiteout,
+		})
+	} else {
+		fd, err = beneath.OpenDir(x.root, rel, beneath.Path)
 	}
-	fd, err := openat2(x.root, rel, dirPathFlags)
 	if err == nil {
 		return fd, nil
 	}
-	if err != unix.ENOENT && err != unix.ENOTDIR && err != unix.ELOOP {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
 		return -1, fmt.Errorf("opening directory %s: %w", rel, err)
 	}
-	return x.walkDir(rel, create)
+	switch {
+	case pe.Err == unix.ELOOP:
+		return -1, fmt.Errorf("%w: parent %s is a symlink (not followed): %w", ErrUnsafe, pe.Path, pe.Err)
+	case pe.Err == unix.ENOTDIR:
+		return -1, fmt.Errorf("parent %s is not a directory: %w", pe.Path, pe.Err)
+	}
+	return -1, fmt.Errorf("opening directory %s: %w", pe.Path, pe.Err)
 }
 
-// walkDir resolves rel one component at a time, so it can create what is missing and say
-// which component is in the way.
-func (x *extractor) walkDir(rel string, create bool) (int, error) {
-	cur, err := openat2(x.root, ".", dirPathFlags)
-	if err != nil {
-		return -1, fmt.Errorf("opening layer root: %w", err)
+// unwhiteout says whether the non-directory in the way at p is an overlay whiteout this
+// layer made, which a directory of the same layer replaces, and forgets it if so.
+func (x *extractor) unwhiteout(p string) bool {
+	if !x.isWhiteout(p) {
+		return false
 	}
-	done := ""
-	for c := range strings.SplitSeq(rel, "/") {
-		p := joinRel(done, c)
-		next, err := openat2(cur, c, dirPathFlags)
-		if err == unix.ENOTDIR && create && x.isWhiteout(p) {
-			if err = unix.Unlinkat(cur, c, 0); err == nil {
-				delete(x.whiteouts, p)
-				err = unix.ENOENT
-			}
-		}
-		if err == unix.ENOENT && create {
-			if err = mkdirat(cur, c, 0o755); err == nil {
-				x.implicit[p] = struct{}{}
-			}
-			if err == nil || err == unix.EEXIST {
-				next, err = openat2(cur, c, dirPathFlags)
-			}
-		}
-		unix.Close(cur)
-		switch {
-		case err == unix.ELOOP:
-			return -1, fmt.Errorf("%w: parent %s is a symlink (not followed): %w", ErrUnsafe, p, err)
-		case err == unix.ENOTDIR:
-			return -1, fmt.Errorf("parent %s is not a directory: %w", p, err)
-		case err != nil:
-			return -1, fmt.Errorf("opening directory %s: %w", p, err)
-		}
-		cur, done = next, p
-	}
-	return cur, nil
-}
-
-// mkdirat makes a directory with exactly mode (the umask would otherwise narrow it).
-func mkdirat(dirfd int, name string, mode uint32) error {
-	if err := unix.Mkdirat(dirfd, name, mode); err != nil {
-		return err
-	}
-	return unix.Fchmodat(dirfd, name, mode, 0)
+	delete(x.whiteouts, p)
+	return true
 }
