@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"flatbed.dev/events"
 	"flatbed.dev/events/bus"
@@ -35,6 +36,7 @@ type Service struct {
 	MaxLayers int
 	// Descriptions stores what was read of each image for the later stages.
 	Descriptions events.Descriptions
+	Metrics      *Metrics
 
 	clientOnce sync.Once
 	client     *registry.Client
@@ -52,11 +54,15 @@ func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
 	if s.MaxLayers <= 0 {
 		s.MaxLayers = DefaultMaxLayers
 	}
+	if s.Metrics == nil {
+		s.Metrics = NewMetrics(prometheus.DefaultRegisterer)
+	}
 	return b.Handle(ctx, bus.Consumer{Name: Name, Types: events.Consumers()[Name], Concurrency: 4, MaxAttempts: s.MaxAttempts}, s.Handle)
 }
 
 // Handle resolves one wish.
-func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
+func (s *Service) Handle(ctx context.Context, d *bus.Delivery) (err error) {
+	defer func() { s.Metrics.failed(err, d.LastAttempt()) }()
 	var in events.WishSubmitted
 	if err := d.Decode(&in); err != nil {
 		return err
@@ -166,6 +172,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	if err := s.Bus.Publish(ctx, env); err != nil {
 		return err
 	}
+	s.Metrics.resolved(res, done)
 	if done {
 		log.Info("already converted", "config", img.ConfigDigest, "platforms", len(platforms))
 		return nil
