@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	flatbed.dev/events v0.0.0
 	flatbed.dev/pkg v0.0.0
+	github.com/prometheus/client_golang v1.25.0
 )
 
 require (
@@ -27,7 +28,6 @@ require (
 	github.com/nats-io/nats.go v1.55.0 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
-	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
