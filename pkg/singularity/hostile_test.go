@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"flatbed.dev/pkg/beneath"
 	"flatbed.dev/pkg/beneath/beneathtest"
 )
 
@@ -37,6 +38,12 @@ func TestWriteOverHostileEntries(t *testing.T) {
 			})
 		}
 	}
+}
+
+// The same holds where the kernel has no openat2 and pkg/beneath walks each component.
+func TestWriteOverHostileEntriesWithoutOpenat2(t *testing.T) {
+	t.Cleanup(beneath.WithoutOpenat2())
+	TestWriteOverHostileEntries(t)
 }
 
 // checkSandbox fails t unless every directory, file and link Write makes is a real one of
