@@ -147,6 +147,25 @@ func TestCVMFSBackendCommands(t *testing.T) {
 	}
 	runFlatbed(t, 0, "verify", mpRepo, "--store-root", storeRoot)
 
+	// Converted again, unchanged: nothing to publish, not one transaction.
+	os.Remove(log)
+	runFlatbed(t, 0, append([]string{"convert", writeRawWishlist(t, reg.Host, []string{"apps/one:v1"}), "-i"}, common...)...)
+	if got := standInCalls(t, log, oneLayers...); len(got) != 0 {
+		t.Errorf("an unchanged re-run ran %q", got)
+	}
+	// Its public path lost: one transaction makes it again (the image's two layer.ingested
+	// both reach the flattener; the second finds nothing left to change).
+	if err := os.Remove(st.PublicPath(one)); err != nil {
+		t.Fatal(err)
+	}
+	runFlatbed(t, 0, append([]string{"convert", writeRawWishlist(t, reg.Host, []string{"apps/one:v1"}), "-i"}, common...)...)
+	if got := standInCalls(t, log, oneLayers...); !slices.Equal(got, []string{"transaction REPO", "publish REPO"}) {
+		t.Errorf("linking a lost public path again ran %q, want one transaction", got)
+	}
+	if b, err := os.ReadFile(filepath.Join(st.PublicPath(one), "app", "v1")); err != nil || string(b) != "I am one\n" {
+		t.Errorf("the public path made again reads %q, %v", b, err)
+	}
+
 	// A second image sharing the base: only its own layer is ingested.
 	os.Remove(log)
 	runFlatbed(t, 0, append([]string{"convert", writeRawWishlist(t, reg.Host, []string{"apps/two:v1"}), "-i", "--max-concurrent-downloads", "1"}, common...)...)

@@ -17,6 +17,7 @@ import (
 	"flatbed.dev/pkg/cvmfs"
 	"flatbed.dev/pkg/flatten"
 	"flatbed.dev/pkg/layer"
+	"flatbed.dev/pkg/lifecycle"
 	"flatbed.dev/pkg/podman"
 	"flatbed.dev/pkg/singularity"
 	"flatbed.dev/pkg/store"
@@ -102,10 +103,12 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 }
 
 // flatten builds the flat tree of the image unless it is there (for -g, builds it again and
-// swaps it in), links the public path,
-// records the manifest and publishes image.flattened, all while holding the image's lease:
-// of the layer.ingested events of one image that all end here, the handler that built the
-// tree publishes first, so the one event JetStream keeps for the wish says it was built.
+// swaps it in), links the public path, records the manifest and publishes image.flattened,
+// all while holding the image's lease: of the layer.ingested events of one image that all
+// end here, the handler that built the tree publishes first, so the one event JetStream keeps
+// for the wish says it was built. On CernVM-FS the changes are published (cvmfs_server
+// publish) before image.flattened is, and an image with nothing to change opens no
+// transaction at all (inplace.go).
 func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerIngested, desc *events.Description) error {
 	img := in.Image
 	log := s.Log.With("wish", in.Job.WishID, "image", in.Job.Image, "config", img.ConfigDigest)
@@ -126,13 +129,21 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 	if p := s.mountless(in.Job.CvmfsRepo); p != nil {
 		return s.flattenMountless(ctx, p, st, in, desc, final, start, log) // mountless.go
 	}
+	present := st.HasFlat(img.ConfigDigest)
+	again := present && rebuild(final, in.Job)
+	if present && !again {
+		// Everything may be in place already: then nothing is written, no transaction opened.
+		dry := &writes{dry: true}
+		if env, err := s.finish(ctx, st, in, desc, final, true, start, log, dry); err == nil && !dry.changed {
+			s.countPresent()
+			return s.publish(ctx, env)
+		}
+	}
 	tx, err := s.begin(ctx, in.Job.CvmfsRepo)
 	if err != nil {
 		return err
 	}
 	defer tx.Abort()
-	present := st.HasFlat(img.ConfigDigest)
-	again := present && rebuild(final, in.Job)
 	if !present || again {
 		won, err := s.build(ctx, st, in, desc, final, again, log)
 		if err != nil {
@@ -140,51 +151,75 @@ func (s *Service) flatten(ctx context.Context, st *store.Store, in events.LayerI
 		}
 		present = !won
 	}
-	if present && s.Metrics != nil {
-		s.Metrics.Images.WithLabelValues("present").Inc()
+	if present {
+		s.countPresent()
 	}
-	if multi(in) {
-		if err := s.platformDone(ctx, st, in, desc, final, present, start, log); err != nil { // multiarch.go
-			return err
-		}
-		// On CernVM-FS the platform's tree is published here, after platformDone's event.
-		return tx.Commit(ctx, filepath.Join(st.Root, ".flat"), filepath.Dir(final), final)
-	}
-	if _, err := store.SymlinkAtomic(publicTarget(img.Name, st.Root, final), st.PublicPath(img.Name)); err != nil {
-		return err
-	}
-	tally, err := record(st, img, in.Job.Image, final, !present)
+	env, err := s.finish(ctx, st, in, desc, final, present, start, log, &writes{})
 	if err != nil {
 		return err
 	}
-	if err := recordConfig(st, img.Name, desc.RawConfig); err != nil {
+	// Published before anyone hears of it: image.flattened means the files are visible.
+	if err := tx.Commit(ctx, filepath.Join(st.Root, ".flat"), filepath.Dir(final), final); err != nil {
 		return err
+	}
+	return s.publish(ctx, env)
+}
+
+func (s *Service) countPresent() {
+	if s.Metrics != nil {
+		s.Metrics.Images.WithLabelValues("present").Inc()
+	}
+}
+
+// publish publishes env; nil (a platform of a multi-arch image whose others are missing) is
+// nothing to publish.
+func (s *Service) publish(ctx context.Context, env *events.Envelope) error {
+	if env == nil {
+		return nil
+	}
+	return s.Bus.Publish(ctx, env)
+}
+
+// finish makes, through w, everything but the flat tree at final: the public path, the
+// record, config and manifest, the podman entry (or, for a platform of a multi-arch image,
+// platformDone's); it returns the image.flattened to publish once that is visible (nil for a
+// platform whose image is not complete yet).
+func (s *Service) finish(ctx context.Context, st *store.Store, in events.LayerIngested, desc *events.Description, final string, present bool,
+	start time.Time, log *slog.Logger, w *writes) (*events.Envelope, error) {
+	img := in.Image
+	if multi(in) {
+		return s.platformDone(ctx, st, in, desc, final, present, start, log, w) // multiarch.go
+	}
+	if err := w.symlink(publicTarget(img.Name, st.Root, final), st.PublicPath(img.Name)); err != nil {
+		return nil, err
+	}
+	tally, err := record(st, img, in.Job.Image, final, !present, w)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.file(filepath.Join(st.MetadataDir(img.Name), lifecycle.ConfigFile), desc.RawConfig); err != nil {
+		return nil, err
 	}
 	flatRel, _ := filepath.Rel(st.Root, final)
 	var podmanSeconds float64
 	if !in.Job.SkipPodman {
 		podmanStart := time.Now()
 		// The tree was just counted: the podman store need not walk it again for its size.
-		if err := podman.Add(st.Root, podman.Image{Name: img.Name, ConfigDigest: img.ConfigDigest, ManifestDigest: img.Digest,
+		if err := w.podman(st.Root, podman.Image{Name: img.Name, ConfigDigest: img.ConfigDigest, ManifestDigest: img.Digest,
 			Manifest: desc.Manifest, Config: desc.RawConfig, FlatDir: filepath.ToSlash(flatRel), Size: tally.Bytes}); err != nil {
-			return err
+			return nil, err
 		}
-		podmanSeconds = time.Since(podmanStart).Seconds()
+		if !w.dry {
+			podmanSeconds = time.Since(podmanStart).Seconds()
+		}
 	}
 	// The stored manifest comes last: its presence is what "already converted" means.
-	if _, err := store.WriteFileAtomic(st.ManifestPath(img.Name), desc.Manifest, 0o644); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx, filepath.Join(st.Root, ".flat"), filepath.Dir(final), final); err != nil {
-		return err
+	if err := w.file(st.ManifestPath(img.Name), desc.Manifest); err != nil {
+		return nil, err
 	}
 	out := events.ImageFlattened{Job: in.Job, Image: img, FlatPath: filepath.ToSlash(flatRel), PublicPath: img.Name,
 		AlreadyPresent: present, Seconds: time.Since(start).Seconds(), Podman: !in.Job.SkipPodman, PodmanSeconds: podmanSeconds}
-	env, err := events.New(events.ImageFlattenedType, source, events.ID(events.ImageFlattenedType, in.Job.WishID, img.Digest), in.Job, in.Job.Image, out)
-	if err != nil {
-		return err
-	}
-	return s.Bus.Publish(ctx, env)
+	return events.New(events.ImageFlattenedType, source, events.ID(events.ImageFlattenedType, in.Job.WishID, img.Digest), in.Job, in.Job.Image, out)
 }
 
 // build makes the flat tree in a temporary directory and renames it into place; won is false

@@ -66,7 +66,7 @@ func (s *Service) flattenMountless(ctx context.Context, p *cvmfs.Publisher, st *
 			return err
 		}
 	}
-	if _, err := record(sc, img, in.Job.Image, counted, !present); err != nil {
+	if _, err := record(sc, img, in.Job.Image, counted, !present, &writes{}); err != nil {
 		return err
 	}
 	if err := recordConfig(sc, img.Name, desc.RawConfig); err != nil {

@@ -42,53 +42,61 @@ var Host = multiarch.Host()
 // multi says in is one platform of a multi-arch conversion.
 func multi(in events.LayerIngested) bool { return in.Job.MultiArch && in.Image.IndexDigest != "" }
 
-// platformDone publishes one platform's flat tree at final under .multiarch and completes the
-// image when it was the last platform missing.
-func (s *Service) platformDone(ctx context.Context, st *store.Store, in events.LayerIngested, desc *events.Description, final string, present bool, start time.Time, log *slog.Logger) error {
+// platformDone links one platform's flat tree at final under .multiarch (through w) and
+// completes the image when it was the last platform missing: it returns the image's
+// image.flattened then, to be published once the backend has published the changes (nil
+// while a platform is missing).
+func (s *Service) platformDone(ctx context.Context, st *store.Store, in events.LayerIngested, desc *events.Description, final string, present bool,
+	start time.Time, log *slog.Logger, w *writes) (*events.Envelope, error) {
 	img := in.Image
 	name, dir := img.Name, multiarch.DirOf(img.Platform)
 	if dir == "" {
-		return events.Permanent(fmt.Errorf("image %s: platform %q is not os/arch[/variant]", name, img.Platform))
+		return nil, events.Permanent(fmt.Errorf("image %s: platform %q is not os/arch[/variant]", name, img.Platform))
 	}
 	index, chosen, err := s.chosen(ctx, img)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !slices.ContainsFunc(chosen, func(d v1.Descriptor) bool { return d.Digest.String() == img.Digest }) {
-		return events.Permanent(fmt.Errorf("image %s: manifest %s (%s) is not one of the platforms its index %s offers", name, img.Digest, img.Platform, img.IndexDigest))
+		return nil, events.Permanent(fmt.Errorf("image %s: manifest %s (%s) is not one of the platforms its index %s offers", name, img.Digest, img.Platform, img.IndexDigest))
 	}
 	flatRel := rel(st, final)
 	link := path.Join(".multiarch", dir, name)
-	if _, err := store.SymlinkAtomic(store.RelTarget(link, flatRel), st.MultiarchPath(dir, name)); err != nil {
-		return err
+	if err := w.symlink(store.RelTarget(link, flatRel), st.MultiarchPath(dir, name)); err != nil {
+		return nil, err
 	}
 	meta := st.MultiarchMetadataDir(dir, name)
-	if _, err := recordAt(meta, img, in.Job.Image, final, !present); err != nil {
-		return err
+	if _, err := recordAt(meta, img, in.Job.Image, final, !present, w); err != nil {
+		return nil, err
 	}
-	if _, err := store.WriteFileAtomic(filepath.Join(meta, lifecycle.ConfigFile), desc.RawConfig, 0o644); err != nil {
-		return err
+	if err := w.file(filepath.Join(meta, lifecycle.ConfigFile), desc.RawConfig); err != nil {
+		return nil, err
 	}
 	// The platform's manifest comes last: its presence is what "this platform is done" means.
-	if _, err := store.WriteFileAtomic(filepath.Join(meta, "manifest.json"), desc.Manifest, 0o644); err != nil {
-		return err
+	if err := w.file(filepath.Join(meta, "manifest.json"), desc.Manifest); err != nil {
+		return nil, err
+	}
+	if w.dry && w.changed {
+		return nil, nil // the real run looks at the other platforms, with this one in place
 	}
 	var flats []events.FlatPlatform
 	var recs []lifecycle.PlatformRecord
 	for _, c := range chosen {
 		p := lifecycle.PlatformRecord{Platform: multiarch.String(*c.Platform), Dir: multiarch.Dir(*c.Platform), ManifestDigest: c.Digest.String()}
 		if !lifecycle.PlatformDone(st, name, p) {
-			log.Info("platform converted; the image is published when every platform is", "platform", img.Platform, "waiting_for", p.Platform)
-			return nil
+			if !w.dry {
+				log.Info("platform converted; the image is published when every platform is", "platform", img.Platform, "waiting_for", p.Platform)
+			}
+			return nil, nil
 		}
 		f, err := platformImage(st, img, p)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		p.ConfigDigest = f.Image.ConfigDigest
 		flats, recs = append(flats, f), append(recs, p)
 	}
-	return s.complete(ctx, st, in, index, flats, recs, present, start, log)
+	return s.complete(ctx, st, in, index, flats, recs, present, start, log, w)
 }
 
 // chosen reads the index img was picked from and the platforms -m converts of it.
@@ -132,27 +140,28 @@ func platformImage(st *store.Store, img events.Image, p lifecycle.PlatformRecord
 	return events.FlatPlatform{Image: pi, FlatPath: rel(st, st.FlatDir(pi.ConfigDigest)), Path: path.Join(".multiarch", p.Dir, img.Name)}, nil
 }
 
-// complete publishes the whole image once every platform is in place.
+// complete switches the whole image over (through w) once every platform is in place and
+// returns its image.flattened.
 func (s *Service) complete(ctx context.Context, st *store.Store, in events.LayerIngested, index []byte, flats []events.FlatPlatform, recs []lifecycle.PlatformRecord,
-	present bool, start time.Time, log *slog.Logger) error {
+	present bool, start time.Time, log *slog.Logger, w *writes) (*events.Envelope, error) {
 	name := in.Image.Name
-	if err := linkAliases(st); err != nil {
-		return err
+	if err := linkAliases(st, w); err != nil {
+		return nil, err
 	}
-	if _, err := store.SymlinkAtomic(store.RelTarget(name, path.Join(".multiarch", multiarch.CVMFSArch, name)), st.PublicPath(name)); err != nil {
-		return err
+	if err := w.symlink(store.RelTarget(name, path.Join(".multiarch", multiarch.CVMFSArch, name)), st.PublicPath(name)); err != nil {
+		return nil, err
 	}
 	b, err := json.Marshal(lifecycle.Record{Image: in.Job.Image, ManifestDigest: in.Image.IndexDigest, IndexDigest: in.Image.IndexDigest, Platforms: recs})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := store.WriteFileAtomic(filepath.Join(st.MetadataDir(name), lifecycle.RecordFile), b, 0o644); err != nil {
-		return err
+	if err := w.file(filepath.Join(st.MetadataDir(name), lifecycle.RecordFile), b); err != nil {
+		return nil, err
 	}
 	// A config recorded by an earlier single-platform conversion of this name is not the
 	// image's any more: each platform's is under .metadata/.multiarch.
-	if err := store.RemoveAll(filepath.Join(st.MetadataDir(name), lifecycle.ConfigFile)); err != nil {
-		return err
+	if err := w.remove(filepath.Join(st.MetadataDir(name), lifecycle.ConfigFile)); err != nil {
+		return nil, err
 	}
 	platforms := make([]v1.Platform, len(flats))
 	for i, f := range flats {
@@ -163,28 +172,33 @@ func (s *Service) complete(ctx context.Context, st *store.Store, in events.Layer
 	if !in.Job.SkipPodman && platforms[primary].Architecture == Host.Architecture && platforms[primary].OS == Host.OS {
 		// podman runs the host's platform: that one is listed under the image's name.
 		podmanStart := time.Now()
-		if err := s.addPodman(ctx, st, flats[primary], recs[primary]); err != nil {
-			return err
+		if err := s.addPodman(ctx, st, flats[primary], recs[primary], w); err != nil {
+			return nil, err
 		}
-		podmanDone, podmanSeconds = true, time.Since(podmanStart).Seconds()
+		podmanDone = true
+		if !w.dry {
+			podmanSeconds = time.Since(podmanStart).Seconds()
+		}
 	}
 	// The index comes last: with it recorded, a HEAD of the tag tells the image unchanged.
-	if _, err := store.WriteFileAtomic(st.ManifestPath(name), index, 0o644); err != nil {
-		return err
+	if err := w.file(st.ManifestPath(name), index); err != nil {
+		return nil, err
 	}
 	p := flats[primary]
 	out := events.ImageFlattened{Job: in.Job, Image: p.Image, FlatPath: p.FlatPath, PublicPath: name, AlreadyPresent: present,
 		Seconds: time.Since(start).Seconds(), Platforms: flats, Podman: podmanDone, PodmanSeconds: podmanSeconds}
 	env, err := events.New(events.ImageFlattenedType, source, events.ID(events.ImageFlattenedType, in.Job.WishID, in.Image.IndexDigest), in.Job, in.Job.Image, out)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	log.Info("multi-arch image published", "platforms", len(flats), "podman", podmanDone)
-	return s.Bus.Publish(ctx, env)
+	if !w.dry {
+		log.Info("multi-arch image complete", "platforms", len(flats), "podman", podmanDone)
+	}
+	return env, nil
 }
 
 // addPodman lists one platform of the image in the podman store under the image's name.
-func (s *Service) addPodman(ctx context.Context, st *store.Store, f events.FlatPlatform, p lifecycle.PlatformRecord) error {
+func (s *Service) addPodman(ctx context.Context, st *store.Store, f events.FlatPlatform, p lifecycle.PlatformRecord, w *writes) error {
 	desc, err := s.Descriptions.Get(ctx, f.Image)
 	if err != nil {
 		return err
@@ -196,13 +210,13 @@ func (s *Service) addPodman(ctx context.Context, st *store.Store, f events.FlatP
 			size = rec.Flat.Bytes
 		}
 	}
-	return podman.Add(st.Root, podman.Image{Name: f.Image.Name, ConfigDigest: f.Image.ConfigDigest, ManifestDigest: f.Image.Digest,
+	return w.podman(st.Root, podman.Image{Name: f.Image.Name, ConfigDigest: f.Image.ConfigDigest, ManifestDigest: f.Image.Digest,
 		Manifest: desc.Manifest, Config: desc.RawConfig, FlatDir: f.FlatPath, Size: size})
 }
 
 // linkAliases makes .multiarch's alias symlinks for the platform directories it holds, so
 // $(CVMFS_ARCH) (uname -m: x86_64, aarch64, …) names them.
-func linkAliases(st *store.Store) error {
+func linkAliases(st *store.Store, w *writes) error {
 	es, err := os.ReadDir(st.MultiarchDir())
 	if err != nil {
 		return err
@@ -214,7 +228,7 @@ func linkAliases(st *store.Store) error {
 		}
 	}
 	for alias, target := range multiarch.Aliases(dirs) {
-		if _, err := store.SymlinkAtomic(target, filepath.Join(st.MultiarchDir(), alias)); err != nil {
+		if err := w.symlink(target, filepath.Join(st.MultiarchDir(), alias)); err != nil {
 			return err
 		}
 	}
