@@ -108,6 +108,14 @@ func newLazy(g *globals) *cobra.Command {
 				}
 			}
 			g.lazyConcurrency, g.lazyTempDir = o.concurrency, o.dir
+			if o.dir != "" {
+				// The estargz library's parallel build (big layers, prioritised files) spools
+				// its parts to the system's temporary directory, which no option sets: -d is
+				// that directory in this process.
+				if err := os.Setenv("TMPDIR", o.dir); err != nil {
+					return fmt.Errorf("-d %s: %w", o.dir, err)
+				}
+			}
 			if o.dbType != "" || o.dbStr != "" {
 				if g.natsURL != "" {
 					return &exitError{exitUsage, errors.New("--db-type and --db-str choose the dedup store of the lazy stage in this process (without --nats); give the 'flatbed serve' processes " + lazyDBTypeEnv + " and " + lazyDBStrEnv)}
@@ -131,9 +139,9 @@ func newLazy(g *globals) *cobra.Command {
 	f.BoolVar(&o.dumpManifest, "dump-manifest", false, "with --no-upload: print the converted manifest (or index)")
 	f.BoolVar(&o.plain, "plain", false, "reach the registry over plain HTTP")
 	f.StringVarP(&o.user, "username", "u", "", "USER[:PASSWORD] for the registry (stages in this process only)")
-	f.IntVar(&o.concurrency, "concurrency-limit", lazy.DefaultConcurrency, "platforms of a multi-arch image converted at once")
+	f.IntVar(&o.concurrency, "concurrency-limit", lazy.DefaultConcurrency, "platforms of a multi-arch image converted at once, and layers over all of them")
 	f.StringVar(&o.prioritized, "prioritized-files", "", "file listing the paths eStargz puts first, one a line (e.g. what the container reads at start)")
-	f.StringVarP(&o.dir, "dir", "d", "", "directory for the temporary blobs (default: the system's)")
+	f.StringVarP(&o.dir, "dir", "d", "", "directory for the temporary blobs, the estargz library's too (default: the system's)")
 	f.StringArrayVar(&o.certDirs, "cert-dir", nil, "directory whose *.crt files are root CAs trusted for the registry, as --root-ca (repeatable; client certificates are not supported)")
 	f.StringVar(&o.dbType, "db-type", "", "dedup store of converted layers and images: kv (JetStream KV, the default), mysql (MySQL or MariaDB, overlaybd's tables) or none")
 	f.StringVar(&o.dbStr, "db-str", "", "with --db-type mysql: the database, user:pass@tcp(host:port)/dbname")

@@ -18,10 +18,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 )
 
 // DefaultConcurrency is how many platforms of an index are converted at once, as overlaybd's
-// convertor's --concurrency-limit.
+// convertor's --concurrency-limit, and how many layers.
 const DefaultConcurrency = 4
 
 // Request is one image to convert.
@@ -38,7 +39,8 @@ type Request struct {
 	// NoUpload converts without pushing anything (Result.Manifest says what would be pushed);
 	// the dedup store is then neither read nor written.
 	NoUpload bool
-	// Concurrency bounds the platforms of an index converted at once (0: DefaultConcurrency).
+	// Concurrency bounds the platforms of an index converted at once, and the layers
+	// converted at once over all of them (0: DefaultConcurrency).
 	Concurrency int
 	TempDir     string // for the spooled and converted blobs ("" = the system's)
 	Dedup       Dedup  // nil: every layer is converted
@@ -128,17 +130,18 @@ func ChainIDs(diffIDs []v1.Hash) []v1.Hash {
 // converter is the state of one Convert call.
 type converter struct {
 	Request
-	repo name.Repository
-	mu   sync.Mutex
-	res  Result
+	repo  name.Repository
+	slots *semaphore.Weighted // layers converted at once
+	mu    sync.Mutex
+	res   Result
 }
 
 // Convert converts the image or index req.Source names and pushes it to req.Target: every
 // layer converted (or taken from the dedup store when it is still in the target repository,
 // mounted there when it is in another repository of the target's registry), the configs
 // rewritten with the new diff IDs, each platform of an index converted with at most
-// req.Concurrency at once. An image the dedup store knows as converted and that is still in the
-// target is only tagged.
+// req.Concurrency at once, and at most req.Concurrency layers at once over all platforms. An
+// image the dedup store knows as converted and that is still in the target is only tagged.
 func Convert(ctx context.Context, req Request) (*Result, error) {
 	c := &converter{Request: req, repo: req.Target.Context()}
 	if c.Log == nil {
@@ -147,6 +150,7 @@ func Convert(ctx context.Context, req Request) (*Result, error) {
 	if c.Concurrency <= 0 {
 		c.Concurrency = DefaultConcurrency
 	}
+	c.slots = semaphore.NewWeighted(int64(c.Concurrency))
 	c.Remote = append(c.Remote[:len(c.Remote):len(c.Remote)], remote.WithContext(ctx))
 	desc, err := remote.Get(req.Source, c.Remote...)
 	if err != nil {
@@ -370,14 +374,26 @@ func (c *converter) image(ctx context.Context, desc v1.Descriptor, ref name.Refe
 	chains := ChainIDs(cf.RootFS.DiffIDs)
 	layers := make([]v1.Descriptor, len(m.Layers))
 	diffIDs := make([]v1.Hash, len(m.Layers))
+	g, gctx := errgroup.WithContext(ctx)
 	for i, ld := range m.Layers {
 		l, err := img.LayerByDigest(ld.Digest)
 		if err != nil {
 			return v1.Descriptor{}, nil, fmt.Errorf("%s layer %s: %w", ref, ld.Digest, err)
 		}
-		if layers[i], diffIDs[i], err = c.layer(ctx, l, ld, cf.RootFS.DiffIDs[i], chains[i]); err != nil {
-			return v1.Descriptor{}, nil, fmt.Errorf("%s layer %s: %w", ref, ld.Digest, err)
-		}
+		g.Go(func() error {
+			if err := c.slots.Acquire(gctx, 1); err != nil {
+				return err
+			}
+			defer c.slots.Release(1)
+			var err error
+			if layers[i], diffIDs[i], err = c.layer(gctx, l, ld, cf.RootFS.DiffIDs[i], chains[i]); err != nil {
+				return fmt.Errorf("%s layer %s: %w", ref, ld.Digest, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return v1.Descriptor{}, nil, err
 	}
 	cfg, err := RewriteConfig(rawCfg, diffIDs)
 	if err != nil {

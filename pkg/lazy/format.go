@@ -42,7 +42,8 @@ type Checker interface {
 
 // Converted is what a converter tells of a blob it wrote.
 type Converted struct {
-	// DiffID is the digest of the converted blob uncompressed (the config's rootfs.diff_ids).
+	// DiffID is the digest of the converted blob uncompressed (the config's rootfs.diff_ids);
+	// zero when that is the tar converted (ConvertLayer has its digest).
 	DiffID v1.Hash
 	// Annotations go on the layer's descriptor (TOC digests and positions).
 	Annotations map[string]string

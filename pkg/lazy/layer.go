@@ -53,7 +53,7 @@ func (l *Layer) Descriptor() v1.Descriptor {
 // ("" = the system's). The uncompressed tar is spooled to a file removed on return; the
 // converted blob stays in the returned Layer's file.
 func ConvertLayer(ctx context.Context, src io.Reader, want Source, c Converter, oci bool, dir string) (*Layer, error) {
-	tar, tarBytes, err := spool(ctx, src, want, dir)
+	tar, tarBytes, tarDigest, err := spool(ctx, src, want, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +74,9 @@ func ConvertLayer(ctx context.Context, src io.Reader, want Source, c Converter, 
 	conv, err := c.Convert(ctx, io.NewSectionReader(tar, 0, tarBytes), cw)
 	if err != nil {
 		return nil, fmt.Errorf("converting layer %s: %w", want.Digest, err)
+	}
+	if conv.DiffID.Hex == "" {
+		conv.DiffID = tarDigest
 	}
 	if ck, ok := c.(Checker); ok {
 		if err := ck.Check(io.NewSectionReader(out, 0, cw.n), conv); err != nil {
@@ -96,21 +99,21 @@ func ConvertLayer(ctx context.Context, src io.Reader, want Source, c Converter, 
 }
 
 // spool writes the uncompressed tar of src to a temporary file, checking the blob's digest
-// and the tar's diff ID on the way.
-func spool(ctx context.Context, src io.Reader, want Source, dir string) (*os.File, int64, error) {
+// and the tar's diff ID on the way, and returns the file, its size and its digest.
+func spool(ctx context.Context, src io.Reader, want Source, dir string) (*os.File, int64, v1.Hash, error) {
 	if want.Digest.Algorithm != "sha256" {
-		return nil, 0, fmt.Errorf("layer %s: only sha256 digests are converted", want.Digest)
+		return nil, 0, v1.Hash{}, fmt.Errorf("layer %s: only sha256 digests are converted", want.Digest)
 	}
 	blobHash := sha256.New()
 	tee := io.TeeReader(layer.ContextReader(ctx, src), blobHash)
 	zr, _, err := layer.Decompress(tee, maxZstdWindow)
 	if err != nil {
-		return nil, 0, fmt.Errorf("layer %s: %w", want.Digest, err)
+		return nil, 0, v1.Hash{}, fmt.Errorf("layer %s: %w", want.Digest, err)
 	}
 	defer zr.Close()
 	f, err := os.CreateTemp(dir, "flatbed-lazy-*.tar")
 	if err != nil {
-		return nil, 0, fmt.Errorf("creating a temporary file for layer %s (check the temporary directory): %w", want.Digest, err)
+		return nil, 0, v1.Hash{}, fmt.Errorf("creating a temporary file for layer %s (check the temporary directory): %w", want.Digest, err)
 	}
 	ok := false
 	defer func() {
@@ -122,21 +125,22 @@ func spool(ctx context.Context, src io.Reader, want Source, dir string) (*os.Fil
 	tarHash := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, tarHash), zr)
 	if err != nil {
-		return nil, 0, fmt.Errorf("reading layer %s: %w", want.Digest, err)
+		return nil, 0, v1.Hash{}, fmt.Errorf("reading layer %s: %w", want.Digest, err)
 	}
 	// Drain what the decompressor left (padding after the end of the stream) so the blob's
 	// digest covers every byte.
 	if _, err := io.Copy(io.Discard, tee); err != nil {
-		return nil, 0, fmt.Errorf("reading layer %s: %w", want.Digest, err)
+		return nil, 0, v1.Hash{}, fmt.Errorf("reading layer %s: %w", want.Digest, err)
 	}
 	if got := hex.EncodeToString(blobHash.Sum(nil)); got != want.Digest.Hex {
-		return nil, 0, fmt.Errorf("layer %s: the blob is sha256:%s, %w; fetch it again", want.Digest, got, ErrDigestMismatch)
+		return nil, 0, v1.Hash{}, fmt.Errorf("layer %s: the blob is sha256:%s, %w; fetch it again", want.Digest, got, ErrDigestMismatch)
 	}
-	if got := hex.EncodeToString(tarHash.Sum(nil)); want.DiffID.Hex != "" && got != want.DiffID.Hex {
-		return nil, 0, fmt.Errorf("layer %s: its tar is sha256:%s, not the diff ID %s the config names (%w): the image is inconsistent", want.Digest, got, want.DiffID, ErrDigestMismatch)
+	got := hex.EncodeToString(tarHash.Sum(nil))
+	if want.DiffID.Hex != "" && got != want.DiffID.Hex {
+		return nil, 0, v1.Hash{}, fmt.Errorf("layer %s: its tar is sha256:%s, not the diff ID %s the config names (%w): the image is inconsistent", want.Digest, got, want.DiffID, ErrDigestMismatch)
 	}
 	ok = true
-	return f, n, nil
+	return f, n, v1.Hash{Algorithm: "sha256", Hex: got}, nil
 }
 
 type countWriter struct {

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,8 +27,9 @@ import (
 )
 
 // testTar is a layer with directories, an empty file, a file of several eStargz chunks (over
-// the 4 MiB chunk size), a symlink and a hard link.
-func testTar(t *testing.T) []byte {
+// the 4 MiB chunk size), a symlink and a hard link, after the regular files first (name,
+// content), if any.
+func testTar(t *testing.T, first ...[2]string) []byte {
 	t.Helper()
 	big := make([]byte, 9<<20)
 	if _, err := rand.Read(big); err != nil {
@@ -47,6 +49,9 @@ func testTar(t *testing.T) []byte {
 		if _, err := tw.Write(body); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for _, f := range first {
+		add(&tar.Header{Typeflag: tar.TypeReg, Name: f[0], Mode: 0o644}, []byte(f[1]))
 	}
 	add(&tar.Header{Typeflag: tar.TypeDir, Name: "etc/", Mode: 0o755}, nil)
 	add(&tar.Header{Typeflag: tar.TypeReg, Name: "etc/hostname", Mode: 0o644}, []byte("lazy\n"))
@@ -133,47 +138,84 @@ func convertBytes(t *testing.T, src []byte, diffID v1.Hash, format string, o Opt
 }
 
 // A gzip, a zstd and a plain-tar layer converted to eStargz pass the estargz library's TOC and
-// chunk verification and unpack to the same tree as the original.
+// chunk verification and unpack to the same tree as the original, each way a layer is
+// written: with prioritised files (the library's Build), without (one pass), without but over
+// the size written in one pass (Build in parallel parts).
 func TestEstargzFromEachCompression(t *testing.T) {
 	raw := testTar(t)
 	want := unpack(t, raw, nil)
-	for _, how := range []string{"gzip", "zstd", "tar"} {
-		t.Run(how, func(t *testing.T) {
-			src := compress(t, raw, how)
-			l, blob := convertBytes(t, src, sha(raw), Estargz, Options{PrioritizedFiles: []string{"etc/hostname", "not/there"}}, false)
-			if l.MediaType != "application/vnd.docker.image.rootfs.diff.tar.gzip" {
-				t.Errorf("media type %s, want Docker's gzip layer without --oci", l.MediaType)
-			}
-			toc := l.Annotations[estargz.TOCJSONDigestAnnotation]
-			chunks, err := VerifyEstargz(io.NewSectionReader(bytes.NewReader(blob), 0, int64(len(blob))), toc)
-			if err != nil {
-				t.Fatalf("estargz verification: %v", err)
-			}
-			if chunks < 3 {
-				t.Errorf("verified %d chunks, want the 9 MiB file's 3 and more", chunks)
-			}
-			if l.DiffID != sha(mustGunzip(t, blob)) {
-				t.Errorf("diff ID %s is not the digest of the blob uncompressed", l.DiffID)
-			}
-			if l.Annotations[estargz.StoreUncompressedSizeAnnotation] == "" || l.TarBytes != int64(len(raw)) {
-				t.Errorf("annotations %v, tar bytes %d (want %d)", l.Annotations, l.TarBytes, len(raw))
-			}
-			if d := treecmp.Diff(want, unpack(t, blob, estargzOwn)); len(d) > 0 {
-				t.Errorf("the eStargz layer unpacks to another tree:\n%s", strings.Join(d, "\n"))
-			}
-			r, err := estargz.Open(io.NewSectionReader(bytes.NewReader(blob), 0, int64(len(blob))))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, ok := r.Lookup(estargz.PrefetchLandmark); !ok {
-				t.Errorf("no prefetch landmark: the prioritised file was not put first")
-			}
-			// A wrong TOC digest is refused.
-			if _, err := VerifyEstargz(io.NewSectionReader(bytes.NewReader(blob), 0, int64(len(blob))), sha([]byte("x")).String()); err == nil {
-				t.Error("a wrong TOC digest passed verification")
-			}
-		})
+	for _, way := range []struct {
+		name        string
+		prioritized []string
+		serialBelow int64
+		landmark    string
+	}{
+		{"prioritized", []string{"etc/hostname", "not/there"}, estargzSerialBelow, estargz.PrefetchLandmark},
+		{"serial", nil, estargzSerialBelow, estargz.NoPrefetchLandmark},
+		{"parallel", nil, 1 << 20, estargz.NoPrefetchLandmark},
+	} {
+		for _, how := range []string{"gzip", "zstd", "tar"} {
+			t.Run(way.name+"/"+how, func(t *testing.T) {
+				defer func(n int64) { estargzSerialBelow = n }(estargzSerialBelow)
+				estargzSerialBelow = way.serialBelow
+				src := compress(t, raw, how)
+				l, blob := convertBytes(t, src, sha(raw), Estargz, Options{PrioritizedFiles: way.prioritized}, false)
+				checkEstargz(t, l, blob, want, way.landmark)
+			})
+		}
 	}
+}
+
+// checkEstargz checks a converted eStargz layer: its media type, TOC and chunks, diff ID and
+// uncompressed size, the tree it unpacks to, and its landmark (what is prefetched).
+func checkEstargz(t *testing.T, l *Layer, blob []byte, want treecmp.Tree, landmark string) {
+	t.Helper()
+	if l.MediaType != "application/vnd.docker.image.rootfs.diff.tar.gzip" {
+		t.Errorf("media type %s, want Docker's gzip layer without --oci", l.MediaType)
+	}
+	toc := l.Annotations[estargz.TOCJSONDigestAnnotation]
+	chunks, err := VerifyEstargz(io.NewSectionReader(bytes.NewReader(blob), 0, int64(len(blob))), toc)
+	if err != nil {
+		t.Fatalf("estargz verification: %v", err)
+	}
+	if chunks < 3 {
+		t.Errorf("verified %d chunks, want the 9 MiB file's 3 and more", chunks)
+	}
+	plain := mustGunzip(t, blob)
+	if l.DiffID != sha(plain) {
+		t.Errorf("diff ID %s is not the digest of the blob uncompressed", l.DiffID)
+	}
+	if got, want := l.Annotations[estargz.StoreUncompressedSizeAnnotation], strconv.Itoa(len(plain)); got != want {
+		t.Errorf("uncompressed size annotation %q, the blob uncompresses to %s bytes", got, want)
+	}
+	if d := treecmp.Diff(want, unpack(t, blob, estargzOwn)); len(d) > 0 {
+		t.Errorf("the eStargz layer unpacks to another tree:\n%s", strings.Join(d, "\n"))
+	}
+	r, err := estargz.Open(io.NewSectionReader(bytes.NewReader(blob), 0, int64(len(blob))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.Lookup(landmark); !ok {
+		t.Errorf("no %s in the TOC", landmark)
+	}
+	// A wrong TOC digest is refused.
+	if _, err := VerifyEstargz(io.NewSectionReader(bytes.NewReader(blob), 0, int64(len(blob))), sha([]byte("x")).String()); err == nil {
+		t.Error("a wrong TOC digest passed verification")
+	}
+}
+
+// A tar naming a file twice, or holding an earlier conversion's landmark, goes through the
+// library's Build (which keeps the last entry of a name, and drops landmarks) even when small:
+// the layer still unpacks to the tree the original does.
+func TestEstargzDuplicateNames(t *testing.T) {
+	raw := testTar(t, [2]string{"motd", "old\n"}, [2]string{estargz.NoPrefetchLandmark, "\x0f"}, [2]string{"motd", "new\n"})
+	ok, err := plainTar(io.NewSectionReader(bytes.NewReader(raw), 0, int64(len(raw))))
+	if err != nil || ok {
+		t.Fatalf("plainTar = %v, %v; want false: the tar names etc/motd twice", ok, err)
+	}
+	l, blob := convertBytes(t, raw, sha(raw), Estargz, Options{}, false)
+	want := unpack(t, raw, func(rel string) bool { return rel == estargz.NoPrefetchLandmark })
+	checkEstargz(t, l, blob, want, estargz.NoPrefetchLandmark)
 }
 
 func mustGunzip(t *testing.T, b []byte) []byte {
