@@ -142,7 +142,7 @@ func TestPruneImagesRemovesWhatTheRegistryNoLongerHas(t *testing.T) {
 // imagesOnABase pushes apps/<name>:v1 for each name: a shared base layer (etc/os-release) and
 // a layer of its own holding app/<name> ("I am <name>\n"). It returns the references and
 // each image's own layer digest.
-func imagesOnABase(t *testing.T, host string, names ...string) (refs []string, own map[string]string) {
+func imagesOnABase(t testing.TB, host string, names ...string) (refs []string, own map[string]string) {
 	t.Helper()
 	base := tarOf(t, map[string]string{"etc/os-release": "ID=flatbed-e2e\n"})
 	gzBase := gzipOf(t, base)

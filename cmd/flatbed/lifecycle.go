@@ -135,7 +135,10 @@ podman store entries left without a name.
 
 Safe while conversions run: nothing younger than --min-age (default 1h) is removed, since a
 conversion in flight has layers no recorded image names yet; with --nats, each removal also
-holds the lease a conversion takes for that layer or flat tree, and looks again under it.
+holds the lease a conversion takes for that layer or flat tree, and looks again under it, and
+what the conversions in flight on that server need (each image with a layer event still in
+the pipeline stream, from its resolution until it is recorded) is kept whatever its age, so
+there --min-age may be lowered, even to -1s.
 
 Unless --dry-run, a store.collected event lists what was removed, on the bus as for
 delete-image.`,
@@ -161,6 +164,7 @@ delete-image.`,
 					return err
 				}
 				o.Locks = locks
+				o.InFlight = inFlight(p.bus, args[0]) // inflight.go
 			}
 			pub := g.cvmfsBackends(cmd.Context(), o.Locks).Publisher(args[0])
 			c, err := collectThrough(cmd.Context(), pub, st, o)

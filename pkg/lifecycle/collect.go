@@ -33,7 +33,13 @@ type CollectOptions struct {
 	DryRun bool
 	// Locks, when set, makes each removal hold the lease a conversion would take for it.
 	Locks Locker
-	Now   func() time.Time // for tests; nil: time.Now
+	// InFlight, when set, names what conversions in flight need though no recorded image
+	// names it yet: the digests of their layers and of their configs (which name flat
+	// trees). That is kept whatever its age. It is asked at the scan, again before removing,
+	// and again under each removal's lease, so with Locks it protects conversions without
+	// a minimum age (the bus's in-flight images: cmd/flatbed inflight.go).
+	InFlight func(ctx context.Context) (layers, configs []string, err error)
+	Now      func() time.Time // for tests; nil: time.Now
 }
 
 // Collection is what Collect removed (or would remove) and what it kept unused, with why.
@@ -56,7 +62,7 @@ func Collect(ctx context.Context, st *store.Store, o CollectOptions) (*Collectio
 		minAge = DefaultMinAge
 	}
 	keepFor := max(o.Grace, minAge)
-	u, err := inUse(st)
+	u, err := o.needed(ctx, st)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +85,10 @@ func Collect(ctx context.Context, st *store.Store, o CollectOptions) (*Collectio
 				continue
 			}
 			rel, _ := filepath.Rel(st.Root, d)
+			if u.flying(kind, hex) {
+				c.Kept[filepath.ToSlash(rel)] = keptInFlight
+				continue
+			}
 			age := now().Sub(changed(d, filepath.Join(d, ".metadata")))
 			if age < keepFor {
 				why := fmt.Sprintf("unused, changed %s ago: within the grace period of %s", age.Round(time.Second), o.Grace)
@@ -98,20 +108,28 @@ func Collect(ctx context.Context, st *store.Store, o CollectOptions) (*Collectio
 		}
 		return c, nil
 	}
-	// A conversion may have completed since the scan: look again before removing anything.
-	if u, err = inUse(st); err != nil {
+	// A conversion may have completed or started since the scan: look again before removing
+	// anything.
+	if u, err = o.needed(ctx, st); err != nil {
 		return nil, err
 	}
 	for _, k := range cands {
-		if (k.kind == "layer" && u.layers[k.hex]) || (k.kind == "flat" && u.flats[k.hex]) {
+		rel, _ := filepath.Rel(st.Root, k.dir)
+		if u.uses(k.kind, k.hex) {
 			continue
 		}
-		removed, err := remove(ctx, st, o.Locks, k.kind, k.hex, k.dir)
+		if u.flying(k.kind, k.hex) {
+			c.Kept[filepath.ToSlash(rel)] = keptInFlight
+			continue
+		}
+		removed, flying, err := remove(ctx, st, o, k.kind, k.hex, k.dir)
 		if err != nil {
 			return c, err
 		}
+		if flying {
+			c.Kept[filepath.ToSlash(rel)] = keptInFlight
+		}
 		if removed {
-			rel, _ := filepath.Rel(st.Root, k.dir)
 			c.Removed = append(c.Removed, filepath.ToSlash(rel))
 		}
 	}
@@ -122,35 +140,79 @@ func Collect(ctx context.Context, st *store.Store, o CollectOptions) (*Collectio
 	return c, nil
 }
 
+// keptInFlight is why an unused layer or flat tree a conversion in flight needs was kept.
+const keptInFlight = "unused, but a conversion in flight needs it"
+
+// needs is what the store's recorded images use, and what conversions in flight need.
+type needs struct {
+	used
+	inFlight used
+}
+
+func (n needs) uses(kind, hex string) bool {
+	return (kind == "layer" && n.layers[hex]) || (kind == "flat" && n.flats[hex])
+}
+
+func (n needs) flying(kind, hex string) bool {
+	return (kind == "layer" && n.inFlight.layers[hex]) || (kind == "flat" && n.inFlight.flats[hex])
+}
+
+// needed reads what the recorded images use and what the conversions in flight need.
+func (o CollectOptions) needed(ctx context.Context, st *store.Store) (needs, error) {
+	u, err := inUse(st)
+	if err != nil {
+		return needs{}, err
+	}
+	n := needs{used: u, inFlight: used{flats: map[string]bool{}, layers: map[string]bool{}}}
+	if o.InFlight == nil {
+		return n, nil
+	}
+	layers, configs, err := o.InFlight(ctx)
+	if err != nil {
+		return needs{}, fmt.Errorf("listing what conversions in flight need (nothing was removed since): %w", err)
+	}
+	for _, l := range layers {
+		n.inFlight.layers[store.Hex(l)] = true
+	}
+	for _, c := range configs {
+		n.inFlight.flats[store.Hex(c)] = true
+	}
+	return n, nil
+}
+
 // remove takes one layer or flat tree away under its lease: renamed to a temporary name
-// (atomic), then deleted.
-func remove(ctx context.Context, st *store.Store, locks Locker, kind, hex, dir string) (bool, error) {
-	if locks != nil {
-		release, err := locks.Lock(ctx, kind+"."+hex)
+// (atomic), then deleted. flying says it was kept because a conversion in flight needs it.
+func remove(ctx context.Context, st *store.Store, o CollectOptions, kind, hex, dir string) (removed, flying bool, err error) {
+	if o.Locks != nil {
+		release, err := o.Locks.Lock(ctx, kind+"."+hex)
 		if err != nil {
-			return false, fmt.Errorf("taking the lease on %s: %w", dir, err)
+			return false, false, fmt.Errorf("taking the lease on %s: %w", dir, err)
 		}
 		defer release()
-		// Whoever held the lease may have just recorded an image that uses this.
-		u, err := inUse(st)
+		// Whoever held the lease may have just recorded an image that uses this, or started
+		// a conversion that needs it (its event is on the bus before it looks at the store).
+		n, err := o.needed(ctx, st)
 		if err != nil {
-			return false, err
+			return false, false, err
 		}
-		if (kind == "layer" && u.layers[hex]) || (kind == "flat" && u.flats[hex]) {
-			return false, nil
+		if n.uses(kind, hex) {
+			return false, false, nil
+		}
+		if n.flying(kind, hex) {
+			return false, true, nil
 		}
 	}
 	tmp := filepath.Join(filepath.Dir(dir), fmt.Sprintf(".tmp-%s-gc-%d", hex, time.Now().UnixNano()))
 	if err := os.Rename(dir, tmp); err != nil {
 		if os.IsNotExist(err) {
-			return false, nil
+			return false, false, nil
 		}
-		return false, fmt.Errorf("removing %s: %w", dir, err)
+		return false, false, fmt.Errorf("removing %s: %w", dir, err)
 	}
 	if err := store.RemoveAll(tmp); err != nil {
-		return false, fmt.Errorf("removing %s: %w", dir, err)
+		return false, false, fmt.Errorf("removing %s: %w", dir, err)
 	}
-	return true, nil
+	return true, false, nil
 }
 
 // entries lists the <xx>/<hex> directories of .layers or .flat, temporaries left out.
