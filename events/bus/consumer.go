@@ -23,6 +23,11 @@ type Consumer struct {
 	Concurrency int      // messages handled at once by this process (default 1)
 	AckWait     time.Duration
 	MaxAttempts int // deliveries before Delivery.LastAttempt is true (default 5)
+	// InactiveThreshold, when not 0, has the server delete the durable consumer after it
+	// has gone this long without anyone pulling from it: for a consumer of a service that
+	// may stop running for good (it is not one of events.Consumers, which every process
+	// declares), so that the events it never took do not hold the stream (see Sweep).
+	InactiveThreshold time.Duration
 }
 
 // Delivery is one event handed to a handler.
@@ -70,6 +75,7 @@ func (b *Bus) Handle(ctx context.Context, c Consumer, h Handler) error {
 		c.AckWait = 30 * time.Second
 	}
 	cfg := consumerConfig(c.Name, c.Types, c.AckWait, c.MaxAttempts+3) // +3: a safety net for handlers that crash the process
+	cfg.InactiveThreshold = c.InactiveThreshold
 	stream, err := b.js.Stream(ctx, events.Stream)
 	if err != nil {
 		return fmt.Errorf("opening stream %s: %w", events.Stream, err)

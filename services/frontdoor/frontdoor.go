@@ -27,6 +27,19 @@ const source = "flatbed/" + Name
 // DefaultAddr is where the front door listens unless told otherwise: loopback only.
 const DefaultAddr = "127.0.0.1:8780"
 
+// ConsumerInactiveThreshold is how long the front door's durable consumers (Name, following
+// the images' states, and NotifyConsumer, the outbound webhook) outlive a front door that
+// stopped: the server then deletes them. They are not among events.Consumers (which every
+// process declares), so nothing else would ever take their events, and the janitor (bus.Sweep)
+// keeps every event above the oldest one a consumer still needs: a front door run once and
+// never again would hold the whole stream until it filled. A week outlasts a weekend or a
+// holiday of the machine the front door runs on (the webhook's results wait in the stream for
+// it, however long the receiver is down while it runs: a consumer being pulled from is never
+// inactive), and a week of a busy installation's events (a few hundred MB a day) fits the
+// stream's default 8 GiB. A front door that comes back later starts from what the stream
+// still holds.
+var ConsumerInactiveThreshold = 7 * 24 * time.Hour
+
 // Service is the front door.
 type Service struct {
 	Bus      events.Publisher
@@ -72,7 +85,7 @@ func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
 	if err := s.Open(ctx, b.JetStream(), b.Replicas()); err != nil {
 		return err
 	}
-	return b.Handle(ctx, bus.Consumer{Name: Name, Types: StateTypes, MaxAttempts: stateMaxAttempts}, s.HandleState)
+	return b.Handle(ctx, bus.Consumer{Name: Name, Types: StateTypes, MaxAttempts: stateMaxAttempts, InactiveThreshold: ConsumerInactiveThreshold}, s.HandleState)
 }
 
 // Serve answers HTTP on ln until ctx ends.

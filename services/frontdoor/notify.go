@@ -18,7 +18,8 @@ import (
 
 // NotifyConsumer is the durable consumer of the outbound webhooks: every result
 // (conversion.completed, conversion.failed) stays in the stream until the receiver has
-// taken it, across receiver outages and restarts of flatbed.
+// taken it, across receiver outages and restarts of flatbed (unless no front door with
+// --notify-url runs for ConsumerInactiveThreshold: then the consumer is deleted).
 const NotifyConsumer = "frontdoor-notify"
 
 // notifyMaxAttempts bounds the deliveries of one result to the receiver: with the bus's
@@ -54,7 +55,7 @@ func (n *Notifier) Register(ctx context.Context, b *bus.Bus) error {
 		n.Client = &http.Client{Timeout: 30 * time.Second}
 	}
 	return b.Handle(ctx, bus.Consumer{Name: NotifyConsumer, Types: []string{events.ConversionCompletedType, events.ConversionFailedType},
-		MaxAttempts: notifyMaxAttempts, AckWait: time.Minute}, n.Handle)
+		MaxAttempts: notifyMaxAttempts, AckWait: time.Minute, InactiveThreshold: ConsumerInactiveThreshold}, n.Handle)
 }
 
 // Handle posts one result (the bus has validated it). A receiver that is down or answers
