@@ -90,6 +90,17 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	}
 	start := time.Now()
 	present := s.stored(st, in.Job.CvmfsRepo, l.Digest)
+	if present && s.Locks != nil {
+		// Garbage collection removes a layer under this lease after reading what the
+		// conversions in flight need, this event among them by then: a layer found here
+		// under the lease stays for this conversion; one removed meanwhile is ingested again.
+		release, err := s.Locks.Lock(ctx, "layer."+store.Hex(l.Digest))
+		if err != nil {
+			return err
+		}
+		present = s.stored(st, in.Job.CvmfsRepo, l.Digest)
+		release()
+	}
 	var fetched int64
 	if present {
 		// The store is keyed by the compressed digest; an image that claims another
