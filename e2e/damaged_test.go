@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,7 +15,7 @@ import (
 )
 
 // A store damaged after a good run — a layer directory removed, a flat tree removed, the
-// public path left dangling — is not
+// public path left dangling, a file removed from a layer or cut short in one — is not
 // "already converted": the next convert notices (from the stored manifest and a few stat
 // calls, no more registry requests than an unchanged image costs) and rebuilds what is gone,
 // fetching only the lost layer. An undamaged store still costs a HEAD and no blob.
@@ -101,6 +103,45 @@ func TestDamagedStoreIsRebuilt(t *testing.T) {
 		t.Errorf("a store whose public path dangles is said to be converted:\n%s", out)
 	}
 	check("after the public path was left dangling")
+
+	// Inside a layer, a file removed or one cut short: the run walks the image's layers and
+	// flat tree (an lstat per entry) against the tallies recorded when they were made, and
+	// fetches the damaged layer again (that blob alone) and builds the flat tree again. With
+	// --trust-store it does not look.
+	for _, c := range []struct {
+		what   string
+		layer  []byte
+		damage func(layerfs string) error
+	}{
+		{"a file removed from the top layer", gzTop, func(fs string) error { return os.Remove(filepath.Join(fs, "app", "hello")) }},
+		{"a file cut short in the base layer", gzBase, func(fs string) error { return os.Truncate(filepath.Join(fs, "etc", "os-release"), 2) }},
+	} {
+		if err := c.damage(st.LayerFS(sha256Of(c.layer))); err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(c.layer, gzTop) {
+			out, _ = runFlatbed(t, 0, append(slices.Clone(args), "--trust-store")...)
+			if !strings.Contains(out, "already converted") {
+				t.Errorf("with --trust-store, %s was looked for:\n%s", c.what, out)
+			}
+		}
+		counts := map[string]int{sha256Of(gzTop): reg.BlobGETsOf(sha256Of(gzTop)), sha256Of(gzBase): reg.BlobGETsOf(sha256Of(gzBase))}
+		out, _ = runFlatbed(t, 0, args...)
+		if strings.Contains(out, "already converted") {
+			t.Errorf("a store with %s is said to be converted:\n%s", c.what, out)
+		}
+		for _, l := range [][]byte{gzTop, gzBase} {
+			want := 0
+			if bytes.Equal(l, c.layer) {
+				want = 1
+			}
+			if got := reg.BlobGETsOf(sha256Of(l)) - counts[sha256Of(l)]; got != want {
+				t.Errorf("after %s, layer %s was fetched %d times, want %d", c.what, sha256Of(l), got, want)
+			}
+		}
+		check("after " + c.what)
+		runFlatbed(t, 0, "verify", mpRepo, "--store-root", storeRoot)
+	}
 
 	// Mended: the next run is an unchanged image again.
 	out, _ = runFlatbed(t, 0, args...)

@@ -146,7 +146,12 @@ func register(ctx context.Context, g *globals, b *bus.Bus, name string) error {
 	reg = append(reg, g.registryAuth...) // lazy -u: credentials for the stages in this process only
 	switch name {
 	case resolver.Name:
-		return (&resolver.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts, MaxLayers: g.maxLayers, Descriptions: descs}).Register(ctx, b)
+		locks, err := b.Locks(ctx)
+		if err != nil {
+			return err
+		}
+		return (&resolver.Service{StoreRoot: g.storeRoot, Bus: b, Log: log, Registry: reg, MaxAttempts: g.maxAttempts, MaxLayers: g.maxLayers, Descriptions: descs,
+			TrustStore: g.trustStore, Locks: locks, CVMFS: g.publisherFunc(ctx, locks)}).Register(ctx, b)
 	case ingester.Name:
 		locks, err := b.Locks(ctx)
 		if err != nil {

@@ -34,6 +34,7 @@ type globals struct {
 	maxLayer     int64
 	maxLayers    int
 	flatFiles    string
+	trustStore   bool                  // --trust-store: no tally walks in the resolver
 	storeBackend []string              // --store-backend REPO=KIND
 	backends     map[string]cvmfs.Kind // parsed (backend.go)
 	// Set by lazy for the stages it runs in this process: -u's credentials,
@@ -86,6 +87,7 @@ func newRoot() *cobra.Command {
 	f.Int64Var(&g.maxLayer, "max-layer-bytes", layer.DefaultMaxUncompressedBytes, "uncompressed bytes one layer may unpack to (decompression bombs, sparse files)")
 	f.IntVar(&g.maxLayers, "max-layers", resolver.DefaultMaxLayers, "refuse images with more layers than this")
 	f.StringArrayVar(&g.storeBackend, "store-backend", nil, storeBackendHelp)
+	f.BoolVar(&g.trustStore, "trust-store", false, "take an image the store holds for whole without walking its layers and flat tree (one lstat per file, once per run) against the tallies recorded when they were made: for stores too big to walk; a file removed or cut short inside a layer is then found by verify only")
 	f.StringVar(&g.flatFiles, "flat-files", "link", "flat trees' files: link (hard links to the layers' files) or copy (copy_file_range, a reflink where the file system can)")
 	f.IntVar(&g.replicas, "stream-replicas", 0, "replicas of the JetStream streams and lease bucket (0: 3 in a cluster, else 1)")
 	f.Int64Var(&g.streamMax, "stream-max-bytes", 0, "limit of the pipeline stream (0: the embedded server's share of the --state-dir file system; with --nats, the stream's limit as it is, 8 GiB for a new one)")

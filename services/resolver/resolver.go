@@ -14,6 +14,7 @@ import (
 
 	"flatbed.dev/events"
 	"flatbed.dev/events/bus"
+	"flatbed.dev/pkg/cvmfs"
 	"flatbed.dev/pkg/imageref"
 	"flatbed.dev/pkg/registry"
 	"flatbed.dev/pkg/store"
@@ -37,9 +38,20 @@ type Service struct {
 	// Descriptions stores what was read of each image for the later stages.
 	Descriptions events.Descriptions
 	Metrics      *Metrics
+	// TrustStore (--trust-store) takes an image the store holds for whole once the stat
+	// checks pass, without walking its layers and flat tree against their recorded tallies
+	// (sound.go): for stores too big to walk at every run.
+	TrustStore bool
+	// Locks, when set, are the leases the ingester and flattener take: held while a layer or
+	// flat tree found damaged is removed, so nothing a writer has just made again is.
+	Locks events.Locker
+	// CVMFS, when set and it gives a publisher for a wish's repository (--store-backend),
+	// removes what drifted there inside a cvmfs_server transaction.
+	CVMFS func(cvmfsRepo string) *cvmfs.Publisher
 
 	clientOnce sync.Once
 	client     *registry.Client
+	checks     checks // what each run has walked (sound.go)
 }
 
 // DefaultMaxLayers bounds the layers of an image: docker runs at most 127, and every layer
@@ -103,8 +115,11 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) (err error) {
 				return err
 			}
 			if same {
-				res, done = r, true
-				return nil
+				// And whole, as far as its recorded tallies tell: else it is fetched and mended.
+				if ok, err := s.sound(ctx, st, job, r, log); err != nil || ok {
+					res, done = r, true
+					return err
+				}
 			}
 		}
 		r, err := fetch(ref, ro, maxLayers, job.MultiArch)
@@ -113,6 +128,11 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) (err error) {
 		}
 		// "Already converted" is the unpacked output's shortcut: a relocation is done anyway.
 		res, done = r, unpack && !job.ConvertAgain && converted(st, r)
+		if done {
+			if done, err = s.sound(ctx, st, job, r, log); err != nil || done {
+				return err
+			}
+		}
 		if done || !unpack {
 			return nil
 		}

@@ -31,7 +31,7 @@ import (
 	"flatbed.dev/pkg/store"
 )
 
-func newService(t *testing.T) (*Service, *eventstest.Bus) {
+func newService(t testing.TB) (*Service, *eventstest.Bus) {
 	b := &eventstest.Bus{}
 	return &Service{StoreRoot: t.TempDir(), Bus: b, Log: quietLog(), Registry: registrytest.Options(),
 		Descriptions: &descriptions{bus: b}}, b
@@ -55,7 +55,7 @@ func (d *descriptions) Put(ctx context.Context, desc *events.Description) error 
 
 func descsOf(s *Service) *descriptions { return s.Descriptions.(*descriptions) }
 
-func demo(t *testing.T, ref string) imagegen.Named {
+func demo(t testing.TB, ref string) imagegen.Named {
 	t.Helper()
 	for _, n := range imagegen.Demo() {
 		if n.Ref() == ref {
@@ -66,7 +66,7 @@ func demo(t *testing.T, ref string) imagegen.Named {
 	return imagegen.Named{}
 }
 
-func pushDemo(t *testing.T, host string) {
+func pushDemo(t testing.TB, host string) {
 	t.Helper()
 	if err := imagegen.Push(context.Background(), host, imagegen.Demo()); err != nil {
 		t.Fatal(err)
@@ -378,7 +378,7 @@ type storeState struct {
 }
 
 // writeStore lays the store out as the flattener leaves it.
-func writeStore(t *testing.T, st *store.Store, name, config string, s storeState) {
+func writeStore(t testing.TB, st *store.Store, name, config string, s storeState) {
 	t.Helper()
 	if s.manifest != nil {
 		if _, err := store.WriteFileAtomic(st.ManifestPath(name), s.manifest, 0o644); err != nil {

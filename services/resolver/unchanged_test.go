@@ -73,7 +73,7 @@ func resolved(t *testing.T, s *Service, b *eventstest.Bus, job events.Job) event
 	return eventstest.Decode[events.ImageResolved](t, res[0])
 }
 
-func writeRecord(t *testing.T, st *store.Store, name string, rec lifecycle.Record) {
+func writeRecord(t testing.TB, st *store.Store, name string, rec lifecycle.Record) {
 	t.Helper()
 	b, err := json.Marshal(rec)
 	if err != nil {
