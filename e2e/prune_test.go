@@ -54,7 +54,8 @@ func deleteTag(t *testing.T, reg *harness.Registry, repo, tag string) {
 // one whose tag was deleted from the registry is pruned (its names, podman entry and an
 // image.deleted event, as with delete-image; its layers stay for gc), the others stay; a dry
 // run changes nothing; with the registry stopped nothing is removed, the registry is asked
-// about one image only, and the command exits 1 naming it.
+// about one image only, and the command exits 1 naming it; with --wishlist an image no input
+// names any more goes without asking the registry.
 func TestPruneImagesRemovesWhatTheRegistryNoLongerHas(t *testing.T) {
 	reg := harness.StartRegistry(t)
 	refs, own := imagesOnABase(t, reg.Host, "one", "two", "three")
@@ -96,7 +97,7 @@ func TestPruneImagesRemovesWhatTheRegistryNoLongerHas(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _ = runFlatbed(t, 0, "prune-images", mpRepo, "--store-root", storeRoot, "--nats", url)
-	for _, want := range []string{"removed " + name("two") + "\n", "removed .metadata/" + name("two") + "\n", "removed podmanStore entry " + name("two") + "\n",
+	for _, want := range []string{"gone " + name("two") + ": " + reg.Host + " no longer has http://" + name("two") + "\n", "removed " + name("two") + "\n", "removed .metadata/" + name("two") + "\n", "removed podmanStore entry " + name("two") + "\n",
 		"pruned 1 of 3 images: 2 still in their registry, 0 not decided"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("prune-images does not say %q:\n%s", strings.TrimSpace(want), out)
@@ -137,6 +138,29 @@ func TestPruneImagesRemovesWhatTheRegistryNoLongerHas(t *testing.T) {
 		t.Errorf("prune-images with the registry stopped changed the store:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	t.Logf("with the registry stopped prune-images gave up after %s:\n%s%s", time.Since(start).Round(time.Millisecond), out, lastLines(errOut, 3))
+
+	// --wishlist: an image the wishlist no longer names goes without asking the (stopped)
+	// registry; the one it names is asked about, and kept. A wishlist for another repository
+	// is refused.
+	wl := writeRawWishlist(t, reg.Host, []string{"apps/one:v1"})
+	if err := os.MkdirAll(filepath.Join(storeRoot, "other.repo"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut = runFlatbed(t, 2, "prune-images", "other.repo", "--store-root", storeRoot, "--wishlist", wl)
+	if !strings.Contains(errOut, "not \"other.repo\"") {
+		t.Errorf("a wishlist for another repository:\n%s", errOut)
+	}
+	out, _ = runFlatbed(t, 1, "prune-images", mpRepo, "--store-root", storeRoot, "--state-dir", state, "--registry-timeout", "1s", "--wishlist", wl)
+	if !strings.Contains(out, "unwished "+name("three")+": no input of the wishlist names it\n") || !strings.Contains(out, "removed "+name("three")+"\n") ||
+		!strings.Contains(out, "failed "+name("one")) || strings.Contains(out, "removed "+name("one")) {
+		t.Errorf("prune-images --wishlist:\n%s", out)
+	}
+	if !reads("one") {
+		t.Error("the image the wishlist still names lost its files")
+	}
+	if _, err := os.Lstat(st.PublicPath(name("three"))); err == nil {
+		t.Error("the image the wishlist no longer names is still there")
+	}
 }
 
 // imagesOnABase pushes apps/<name>:v1 for each name: a shared base layer (etc/os-release) and

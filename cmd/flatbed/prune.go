@@ -17,6 +17,7 @@ import (
 func newPruneImages(g *globals) *cobra.Command {
 	var dryRun bool
 	var jobs int
+	var wishlistPath string
 	cmd := &cobra.Command{
 		Use:   "prune-images REPO",
 		Short: "Delete the images whose tag no longer exists in their registry",
@@ -32,6 +33,11 @@ Any other answer (refused credentials, a busy, rate-limiting or unreachable regi
 deletes nothing: the image is reported and the command exits 1 once the other images are
 handled. A registry that does not answer at all is asked once, not once per image.
 
+With --wishlist FILE, the images no input of that DUCC wishlist (whose cvmfs_repo must be
+REPO) names any more are deleted too, without asking their registry: an input names an
+image by its registry, repository and tag (a wildcard tag matched as expand-wildcard does)
+or digest. Try it with --dry-run first.
+
 Unless --dry-run, each deletion is announced by an image.deleted event, as for delete-image.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -45,6 +51,11 @@ Unless --dry-run, each deletion is announced by an image.deleted event, as for d
 				return err
 			}
 			o := lifecycle.PruneOptions{Upstream: lifecycle.RegistryUpstream{Client: registry.NewClient(opts...)}, DryRun: dryRun, Jobs: jobs}
+			if wishlistPath != "" {
+				if o.Wished, err = wishedBy(wishlistPath, args[0]); err != nil {
+					return err
+				}
+			}
 			if !dryRun {
 				del, done, err := pruneDeleter(ctx, g, args[0])
 				if err != nil {
@@ -62,7 +73,24 @@ Unless --dry-run, each deletion is announced by an image.deleted event, as for d
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be removed, remove nothing")
 	cmd.Flags().IntVar(&jobs, "jobs", 4, "images asked about at once")
+	cmd.Flags().StringVar(&wishlistPath, "wishlist", "", "also delete the images no input of this DUCC wishlist names any more")
 	return cmd
+}
+
+// wishedBy is the test of prune-images --wishlist: whether the wishlist at path, which must
+// be for repo, still asks for an image.
+func wishedBy(path, repo string) (func(string) bool, error) {
+	wl, err := loadWishlist(path)
+	if err != nil {
+		return nil, err
+	}
+	if wl.CvmfsRepo != repo {
+		return nil, &exitError{exitUsage, fmt.Errorf("--wishlist %s is for cvmfs_repo %q, not %q: its images say nothing about this repository", path, wl.CvmfsRepo, repo)}
+	}
+	if len(wl.Refs()) == 0 {
+		return nil, &exitError{exitParseWishlist, fmt.Errorf("--wishlist %s asks for no image: it would prune every image, refused", path)}
+	}
+	return lifecycle.WishedBy(wl.Refs()), nil
 }
 
 // pruneDeleter is delete-image's removal and announcement, for repo: through its backend,
@@ -103,6 +131,12 @@ func reportPruned(ps []lifecycle.Pruned, dryRun bool) error {
 	var failed []string
 	registries := map[string]bool{}
 	for _, p := range ps {
+		switch {
+		case p.Unwished:
+			fmt.Printf("unwished %s: no input of the wishlist names it\n", p.Name)
+		case p.Gone:
+			fmt.Printf("gone %s: %s no longer has %s\n", p.Name, p.Upstream.Registry, p.Upstream)
+		}
 		for _, r := range p.Removed {
 			fmt.Printf("%s %s\n", verb, r)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -60,13 +61,38 @@ type PruneOptions struct {
 	// Delete removes one image whose tag is gone (nil: Delete(st, name, false)); the CLI
 	// passes its backend's, which also announces image.deleted. Not called in a dry run.
 	Delete func(ctx context.Context, name string) ([]string, error)
+	// Wished, when set, says whether a wishlist still asks for the image recorded as name
+	// (WishedBy); one it does not is pruned without asking its registry.
+	Wished func(name string) bool
+}
+
+// WishedBy says whether one of refs (a wishlist's inputs) names the image recorded as name:
+// the same registry and repository, and its tag (a wildcard matched as expand-wildcard
+// does) or its digest.
+func WishedBy(refs []imageref.Ref) func(name string) bool {
+	return func(name string) bool {
+		r, err := imageref.Parse(name)
+		if err != nil {
+			return true // not a name a wishlist could hold: never pruned for that
+		}
+		for _, w := range refs {
+			if !strings.EqualFold(w.Registry, r.Registry) || w.Repository != r.Repository {
+				continue
+			}
+			if r.Tag != "" && w.MatchesTag(r.Tag) || r.Tag == "" && r.Digest == w.Digest {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // Pruned is what Prune found out about one recorded image.
 type Pruned struct {
 	Name     string       // in the store
 	Upstream imageref.Ref // what the registry was asked about
-	Gone     bool         // the registry says it no longer exists
+	Gone     bool         // the registry says it no longer exists, or no wish names it
+	Unwished bool         // pruned because the wishlist no longer asks for it
 	Removed  []string     // what was (with DryRun: would be) removed, relative to the repository
 	Err      error        // no answer that allows a decision, or the removal failed
 }
@@ -77,7 +103,8 @@ type Pruned struct {
 // about by that digest, so it stays as long as its manifest does. An image the registry gave
 // no clear answer for is kept and reported with its error. Each registry is asked about one
 // image before the others: when it does not answer at all, its other images are kept
-// unasked, each reported so. The
+// unasked, each reported so. With o.Wished, an image no wish names any more is deleted
+// without asking its registry. The
 // results are in the store's order of names; the error is for a store that cannot be read.
 func Prune(ctx context.Context, st *store.Store, o PruneOptions) ([]Pruned, error) {
 	if o.Upstream == nil {
@@ -99,6 +126,10 @@ func Prune(ctx context.Context, st *store.Store, o PruneOptions) ([]Pruned, erro
 	for i, img := range images {
 		p := &out[i]
 		p.Name = img.Name
+		if o.Wished != nil && !o.Wished(img.Name) {
+			p.Gone, p.Unwished = true, true
+			continue
+		}
 		ref, err := upstreamRef(st, img.Name)
 		if err != nil {
 			p.Err = fmt.Errorf("cannot tell which registry to ask: %w", err)
@@ -156,7 +187,9 @@ func Prune(ctx context.Context, st *store.Store, o PruneOptions) ([]Pruned, erro
 		} else {
 			p.Removed, p.Err = del(ctx, p.Name)
 		}
-		if p.Err != nil {
+		if p.Err != nil && p.Unwished {
+			p.Err = fmt.Errorf("deleting %s, which the wishlist no longer asks for: %w", p.Name, p.Err)
+		} else if p.Err != nil {
 			p.Err = fmt.Errorf("deleting %s, whose tag %s no longer has: %w", p.Name, p.Upstream.Registry, p.Err)
 		}
 	}

@@ -195,3 +195,52 @@ func (u countingUpstream) Gone(ctx context.Context, ref imageref.Ref) (bool, err
 	u.n.Add(1)
 	return u.inner.Gone(ctx, ref)
 }
+
+// With a wishlist, an image no input names any more is pruned without asking its registry
+// (which here does not even answer); an image a wildcard, a tag or a digest still names is
+// kept, and asked about as usual.
+func TestPruneWithAWishlist(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := l.Addr().String()
+	l.Close()
+	f := newFixture(t)
+	lay := f.layer("base")
+	pin := digest("pinned")
+	names := []string{host + "/apps/a:1.2", host + "/apps/b:2", host + "/apps/c:1", host + "/apps/d@" + pin, host + "/other/a:1.2"}
+	for _, n := range names {
+		f.image(n, n, lay)
+	}
+	var refs []imageref.Ref
+	for _, in := range []string{"http://" + host + "/apps/a:1.*", "http://" + host + "/apps/b:2", "http://" + host + "/apps/d@" + pin} {
+		r, err := imageref.Parse(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, r)
+	}
+	var asked atomic.Int32
+	ps, err := lifecycle.Prune(context.Background(), f.st, lifecycle.PruneOptions{Upstream: countingUpstream{inner: upstream(), n: &asked}, Wished: lifecycle.WishedBy(refs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byName(ps)
+	for _, n := range []string{names[2], names[4]} {
+		if p := got[n]; !p.Unwished || !p.Gone || p.Err != nil || !slices.Contains(p.Removed, ".metadata/"+n) {
+			t.Errorf("%s, on no input: %+v", n, p)
+		}
+	}
+	for _, n := range []string{names[0], names[1], names[3]} {
+		if p := got[n]; p.Unwished || p.Gone || p.Err == nil {
+			t.Errorf("%s, still wished (and its registry down): %+v", n, p)
+		}
+		if _, err := os.Lstat(f.st.PublicPath(n)); err != nil {
+			t.Errorf("%s was removed", n)
+		}
+	}
+	if asked.Load() != 1 {
+		t.Errorf("the registry was asked %d times, want once (about a wished image)", asked.Load())
+	}
+}
