@@ -149,3 +149,84 @@ func TestDamagedStoreIsRebuilt(t *testing.T) {
 		t.Errorf("the mended store is converted again:\n%s", out)
 	}
 }
+
+// Issue 11's done-when 4, whole: each kind of damage — a file removed from a layer, a file cut
+// short in one, the flat tree removed, the public symlink left dangling — is reported by
+// verify (status 1, naming what it found), and is mended both by verify --repair and by a
+// plain convert run again, after which verify finds the store sound and the image reads as
+// it did. A damaged layer's blob is the only one fetched again; a flat tree or a public path
+// fetches none.
+func TestEachDamageFoundByVerifyAndMendedTwice(t *testing.T) {
+	reg := harness.StartRegistry(t)
+	base := tarOf(t, map[string]string{"etc/os-release": "ID=flatbed-e2e\n", "etc/motd": "welcome\n"})
+	top := tarOf(t, map[string]string{"app/hello": "hello, verified store\n"})
+	gzBase, gzTop := gzipOf(t, base), gzipOf(t, top)
+	cfg := configOfEnv(t, []string{sha256Of(base), sha256Of(top)}, []string{"PATH=/bin"})
+	rawImage(t, reg.Host, "verified/app:v1", cfg, []rawLayer{
+		{rawBlob{gzBase, types.DockerLayer}, int64(len(gzBase))}, {rawBlob{gzTop, types.DockerLayer}, int64(len(gzTop))}})
+	storeRoot, state := t.TempDir(), t.TempDir()
+	t.Cleanup(func() { store.RemoveAll(storeRoot) })
+	convert := []string{"convert", writeRawWishlist(t, reg.Host, []string{"verified/app:v1"}), "--store-root", storeRoot, "--state-dir", state, "-i"}
+	runFlatbed(t, 0, convert...)
+	st := store.New(filepath.Join(storeRoot, mpRepo))
+	name := reg.Host + "/verified/app:v1"
+	want := map[string]string{"app/hello": "hello, verified store\n", "etc/os-release": "ID=flatbed-e2e\n", "etc/motd": "welcome\n"}
+	rel := func(p string) string { r, _ := filepath.Rel(st.Root, p); return r }
+	flat := st.FlatDir(sha256Of(cfg))
+	damages := []struct {
+		what    string
+		damage  func() error
+		reports string // in verify's report
+		fetched []byte // the layer fetched again, nil: none
+	}{
+		{"a file removed from a layer", func() error { return os.Remove(filepath.Join(st.LayerFS(sha256Of(gzTop)), "app", "hello")) },
+			rel(st.LayerFS(sha256Of(gzTop))) + ": the layer was changed", gzTop},
+		{"a file cut short in a layer", func() error { return os.Truncate(filepath.Join(st.LayerFS(sha256Of(gzBase)), "etc", "os-release"), 3) },
+			rel(st.LayerFS(sha256Of(gzBase))) + ": the layer was changed", gzBase},
+		{"the flat tree removed", func() error { return store.RemoveAll(flat) }, rel(flat) + ": the flat tree is missing", nil},
+		{"the public symlink dangling", func() error {
+			_, err := store.SymlinkAtomic("../../.flat/00/gone", st.PublicPath(name))
+			return err
+		}, name + ": the public path links to ../../.flat/00/gone", nil},
+	}
+	for _, d := range damages {
+		for _, mend := range []string{"verify --repair", "convert"} {
+			if err := d.damage(); err != nil {
+				t.Fatal(err)
+			}
+			out, _ := runFlatbed(t, 1, "verify", mpRepo, "--store-root", storeRoot)
+			if !strings.Contains(out, d.reports) {
+				t.Errorf("%s: verify did not report %q:\n%s", d.what, d.reports, out)
+			}
+			before := map[string]int{sha256Of(gzTop): reg.BlobGETsOf(sha256Of(gzTop)), sha256Of(gzBase): reg.BlobGETsOf(sha256Of(gzBase))}
+			if mend == "convert" {
+				out, _ = runFlatbed(t, 0, convert...)
+				if strings.Contains(out, "already converted") {
+					t.Errorf("%s: convert says already converted:\n%s", d.what, out)
+				}
+			} else {
+				runFlatbed(t, 0, "verify", mpRepo, "--store-root", storeRoot, "--state-dir", state, "--repair")
+			}
+			for _, l := range [][]byte{gzTop, gzBase} {
+				n := 0
+				if d.fetched != nil && bytes.Equal(l, d.fetched) {
+					n = 1
+				}
+				if got := reg.BlobGETsOf(sha256Of(l)) - before[sha256Of(l)]; got != n {
+					t.Errorf("%s, mended by %s: layer %s fetched %d times, want %d", d.what, mend, sha256Of(l), got, n)
+				}
+			}
+			if out, _ := runFlatbed(t, 0, "verify", mpRepo, "--store-root", storeRoot); !strings.Contains(out, "sound") {
+				t.Errorf("%s, mended by %s: verify says\n%s", d.what, mend, out)
+			}
+			for p, content := range want {
+				if got, err := os.ReadFile(filepath.Join(st.PublicPath(name), p)); err != nil || string(got) != content {
+					t.Errorf("%s, mended by %s: %s reads %q, %v; want %q", d.what, mend, p, got, err, content)
+				}
+			}
+		}
+	}
+	if out, _ := runFlatbed(t, 0, convert...); !strings.Contains(out, "already converted") {
+		t.Errorf("the mended store is converted again:\n%s", out)
+	}
+}
