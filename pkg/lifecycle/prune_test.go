@@ -244,3 +244,34 @@ func TestPruneWithAWishlist(t *testing.T) {
 		t.Errorf("the registry was asked %d times, want once (about a wished image)", asked.Load())
 	}
 }
+
+// A multi-arch image is asked about by its tag once, as recorded with its index; pruned, it
+// loses its platforms' links and records with its public path.
+func TestPruneMultiArch(t *testing.T) {
+	host := registrytest.Serve(t, nil)
+	push(t, host, "apps/multi:1")
+	f := newFixture(t)
+	layers := map[string]string{"amd64": f.layer("amd64"), "arm64:v8": f.layer("arm64")}
+	kept, gone := host+"/apps/multi:1", host+"/apps/multi:2"
+	f.multiImage(kept, layers)
+	f.multiImage(gone, layers)
+	ps, err := lifecycle.Prune(context.Background(), f.st, lifecycle.PruneOptions{Upstream: upstream()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byName(ps)
+	if len(ps) != 2 || got[kept].Gone || got[kept].Err != nil || !got[gone].Gone || got[gone].Err != nil {
+		t.Fatalf("Prune: %+v", ps)
+	}
+	for _, dir := range []string{"amd64", "arm64:v8"} {
+		if _, err := os.Lstat(f.st.MultiarchPath(dir, gone)); err == nil {
+			t.Errorf("the pruned image's %s link is still there", dir)
+		}
+		if _, err := os.Stat(f.st.MultiarchPath(dir, kept)); err != nil {
+			t.Errorf("the kept image's %s link: %v", dir, err)
+		}
+	}
+	if ps, err := lifecycle.Verify(f.st); err != nil || len(ps) != 0 {
+		t.Errorf("after pruning, verify: %v, %v", ps, err)
+	}
+}
