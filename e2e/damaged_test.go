@@ -2,15 +2,20 @@ package e2e
 
 import (
 	"bytes"
+	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"flatbed.dev/e2e/harness"
+	"flatbed.dev/pkg/imagegen"
 	"flatbed.dev/pkg/store"
 )
 
@@ -228,5 +233,90 @@ func TestEachDamageFoundByVerifyAndMendedTwice(t *testing.T) {
 	}
 	if out, _ := runFlatbed(t, 0, convert...); !strings.Contains(out, "already converted") {
 		t.Errorf("the mended store is converted again:\n%s", out)
+	}
+}
+
+// A multi-arch image (-m) is checked platform by platform: a file removed from a layer only
+// one platform has makes the plain re-run fetch that layer again (that blob alone) and build
+// that platform's tree again, and the next run is "already converted" from one HEAD again.
+func TestMultiArchDamageMendedByARerun(t *testing.T) {
+	reg := harness.StartRegistry(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	good := imagegen.MultiArch(false)
+	if err := imagegen.PushIndex(ctx, reg.Host, good); err != nil {
+		t.Fatal(err)
+	}
+	pub := reg.Host + "/" + good.Ref()
+	storeRoot := t.TempDir()
+	t.Cleanup(func() { store.RemoveAll(storeRoot) })
+	st := store.New(filepath.Join(storeRoot, mpRepo))
+	args := []string{"convert", writeMultiWishlist(t, reg.Host, good.Ref()), "--store-root", storeRoot, "--state-dir", t.TempDir(), "-m", "-i"}
+	runFlatbed(t, 0, args...)
+	layersOf := func(dir string) []string {
+		raw, err := os.ReadFile(filepath.Join(st.MultiarchMetadataDir(dir, pub), "manifest.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := v1.ParseManifest(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, l := range m.Layers {
+			out = append(out, l.Digest.String())
+		}
+		return out
+	}
+	amd, arm := layersOf("amd64"), layersOf("arm64:v8")
+	var victim string
+	for _, l := range arm {
+		if !slices.Contains(amd, l) {
+			victim = l
+		}
+	}
+	if victim == "" {
+		t.Fatal("the arm64 platform has no layer of its own: fix the test")
+	}
+	var file string
+	err := filepath.WalkDir(st.LayerFS(victim), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && file == "" {
+			file = p
+		}
+		return err
+	})
+	if err != nil || file == "" {
+		t.Fatalf("no file in the arm64 layer %s: %v", victim, err)
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, l := range append(slices.Clone(amd), arm...) {
+		counts[l] = reg.BlobGETsOf(l)
+	}
+	out, _ := runFlatbed(t, 0, args...)
+	if l := resultLine(t, out, "http://"+pub); strings.Contains(l, "already converted") {
+		t.Errorf("a multi-arch image with a file removed from a layer is already converted: %s", l)
+	}
+	for l, before := range counts {
+		want := 0
+		if l == victim {
+			want = 1
+		}
+		if got := reg.BlobGETsOf(l) - before; got != want {
+			t.Errorf("layer %s fetched %d times, want %d", l, got, want)
+		}
+	}
+	if _, err := os.Stat(file); err != nil {
+		t.Errorf("the removed file is not back: %v", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(cvmfsResolve(t, st, pub, "aarch64"), "etc", "arch")); err != nil || string(got) != "arm64\n" {
+		t.Errorf("the arm64 tree's etc/arch reads %q, %v", got, err)
+	}
+	runFlatbed(t, 0, "verify", mpRepo, "--store-root", storeRoot)
+	out, _ = runFlatbed(t, 0, args...)
+	if l := resultLine(t, out, "http://"+pub); !strings.Contains(l, "already converted") {
+		t.Errorf("the mended multi-arch image is converted again: %s", l)
 	}
 }
