@@ -426,13 +426,13 @@ func (c *converter) layer(ctx context.Context, l v1.Layer, src v1.Descriptor, di
 		c.count(func(r *Result) { r.Layers++; r.Reused++ })
 		return d, id, nil
 	}
-	rc, err := l.Compressed()
+	rc, err := l.Compressed() // verified against its digest as it is read
 	if err != nil {
 		return v1.Descriptor{}, v1.Hash{}, err
 	}
 	defer rc.Close()
 	cr := &countReader{r: rc}
-	out, err := ConvertLayer(ctx, cr, Source{Digest: src.Digest, DiffID: diffID}, c.Converter, c.oci(), c.TempDir)
+	out, err := ConvertLayer(ctx, cr, Source{Digest: src.Digest, DiffID: diffID, Verified: true}, c.Converter, c.oci(), c.TempDir)
 	if err != nil {
 		return v1.Descriptor{}, v1.Hash{}, err
 	}
