@@ -166,6 +166,25 @@ func TestCVMFSBackendCommands(t *testing.T) {
 		t.Errorf("the public path made again reads %q, %v", b, err)
 	}
 
+	// A file removed from its flat tree (the publisher's mount is walked against the tally
+	// the flattener recorded): the resolver removes the tree in one transaction, the
+	// flattener builds it again in another; no layer is ingested again.
+	os.Remove(log)
+	if err := os.Remove(filepath.Join(repo, flatRelOf(oneCfg), "app", "v1")); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := runFlatbed(t, 0, append([]string{"convert", writeRawWishlist(t, reg.Host, []string{"apps/one:v1"}), "-i"}, common...)...)
+	if strings.Contains(out, "already converted") {
+		t.Errorf("a flat tree with a file removed is already converted:\n%s", out)
+	}
+	if got, want := standInCalls(t, log, oneLayers...), []string{"transaction REPO", "publish REPO", "transaction REPO", "publish REPO"}; !slices.Equal(got, want) {
+		t.Errorf("mending a flat tree ran %q, want %q", got, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(st.PublicPath(one), "app", "v1")); err != nil || string(b) != "I am one\n" {
+		t.Errorf("the mended flat tree reads %q, %v", b, err)
+	}
+	runFlatbed(t, 0, "verify", mpRepo, "--store-root", storeRoot)
+
 	// A second image sharing the base: only its own layer is ingested.
 	os.Remove(log)
 	runFlatbed(t, 0, append([]string{"convert", writeRawWishlist(t, reg.Host, []string{"apps/two:v1"}), "-i", "--max-concurrent-downloads", "1"}, common...)...)
@@ -188,7 +207,7 @@ func TestCVMFSBackendCommands(t *testing.T) {
 	}
 	// gc: one transaction removing the deleted image's own layer and tree; then none at all.
 	os.Remove(log)
-	out, _ := runFlatbed(t, 0, append([]string{"gc", mpRepo, "--min-age", "-1s"}, common...)...)
+	out, _ = runFlatbed(t, 0, append([]string{"gc", mpRepo, "--min-age", "-1s"}, common...)...)
 	if got := standInCalls(t, log); !slices.Equal(got, []string{"transaction REPO", "publish REPO"}) {
 		t.Errorf("gc ran %q", got)
 	}
