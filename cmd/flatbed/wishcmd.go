@@ -116,21 +116,38 @@ JetStream KV, and each image the pipeline sees has a state (pending, running, do
 	client := frontdoorFlagsOf(g, cmd)
 	var outputFormat, thinImage, user string
 	var skipThin, asJSON bool
+	var opts frontdoor.WishOptions
 	add := &cobra.Command{
-		Use:   "add IMAGE CVMFS_REPO",
-		Short: "Wish IMAGE converted into CVMFS_REPO (checked: both names parse, not wished already, the manifest is reachable)",
-		Args:  cobra.ExactArgs(2),
+		Use:   "add IMAGE [CVMFS_REPO]",
+		Short: "Wish IMAGE converted into CVMFS_REPO, or to the --output it names (checked: both names parse, not wished already, the manifest is reachable)",
+		Long: `Wish IMAGE converted into CVMFS_REPO (the unpacked store and the thin image), or to the outputs
+--output names: unpacked, thin, relocated (--relocate-prefix), lazy (--lazy-image) and exported
+(--export-remote), as flatbed relocate, lazy and export make them. CVMFS_REPO is needed only for
+the unpacked output. The front door keeps the wish with all of it: every later submission of it
+(a registry webhook's push of a new digest) asks for the same.`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client()
 			if err != nil {
 				return err
 			}
 			var w frontdoor.WishView
-			req := frontdoor.WishRequest{Image: args[0], CvmfsRepo: args[1], OutputFormat: outputFormat, ThinImage: thinImage, SkipThin: skipThin, User: user}
+			repo := ""
+			if len(args) == 2 {
+				repo = args[1]
+			}
+			req := frontdoor.WishRequest{Image: args[0], CvmfsRepo: repo, OutputFormat: outputFormat, ThinImage: thinImage, SkipThin: skipThin, User: user, WishOptions: opts}
 			if err := c.do(cmd.Context(), "POST", "/api/v1/wishes", req, &w); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wished %s %s -> %s\n", w.ID, imageref.Redact(w.Image), w.CvmfsRepo)
+			to := w.CvmfsRepo
+			if len(w.Outputs) > 0 {
+				to = strings.Join(w.Outputs, ", ")
+				if w.CvmfsRepo != "" {
+					to += " (" + w.CvmfsRepo + ")"
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wished %s %s -> %s\n", w.ID, imageref.Redact(w.Image), to)
 			return nil
 		},
 	}
@@ -138,6 +155,20 @@ JetStream KV, and each image the pipeline sees has a state (pending, running, do
 	add.Flags().StringVar(&thinImage, "thin-image", "", "the thin image's name, written out")
 	add.Flags().BoolVarP(&skipThin, "skip-thin-image", "i", false, "push no thin image")
 	add.Flags().StringVar(&user, "user", "", "the registry login for the thin image (a wishlist's user)")
+	f := add.Flags()
+	f.BoolVarP(&opts.MultiArch, "multi-arch", "m", false, "convert every linux platform of a multi-arch image, each under .multiarch/ (default: the host's platform only)")
+	f.BoolVarP(&opts.ConvertAgain, "convert-again", "g", false, "convert even when the store holds the image already")
+	f.BoolVarP(&opts.SkipPodman, "skip-podman", "p", false, "do not list the image in the podman store")
+	f.StringSliceVar(&opts.Outputs, "output", nil, "an output to make: unpacked, thin, relocated, lazy, exported (repeatable or comma-separated; default unpacked and thin)")
+	f.StringVar(&opts.RelocatePrefix, "relocate-prefix", "", "relocated: copy the image under this repository prefix, REGISTRY[:PORT][/PATH]")
+	f.BoolVar(&opts.RelocateNoFlatten, "relocate-no-flatten", false, "relocated: keep the repository hierarchy under the prefix")
+	f.StringVar(&opts.LazyImage, "lazy-image", "", "lazy: where the converted image goes, [scheme://]REGISTRY/REPOSITORY[:TAG]")
+	f.StringVar(&opts.LazyFormat, "lazy-format", "", "lazy: estargz (the default) or zstd-chunked")
+	f.BoolVar(&opts.LazyOCI, "lazy-oci", false, "lazy: write OCI media types")
+	f.BoolVar(&opts.LazyReferrer, "lazy-referrer", false, "lazy: push the converted manifests with a subject naming the original")
+	f.StringArrayVar(&opts.LazyPrioritized, "lazy-prioritized", nil, "lazy: a path eStargz puts first (repeatable)")
+	f.StringVar(&opts.ExportRemote, "export-remote", "", "exported: the registry-less remote, dir:///PATH or s3://BUCKET[/PREFIX][?region=R&endpoint=URL]")
+	f.StringVar(&opts.ExportCompress, "export-compress", "", "exported: zstd keeps layers recompressed on the remote")
 
 	ls := &cobra.Command{
 		Use:   "ls",

@@ -146,12 +146,37 @@ func (s *Service) healthz(w http.ResponseWriter, _ *http.Request) {
 // WishRequest is the body of POST /api/v1/wishes.
 type WishRequest struct {
 	Image        string `json:"image"`                   // [scheme://]registry/repository[:tag][@digest]
-	CvmfsRepo    string `json:"cvmfs_repo"`              // e.g. unpacked.cern.ch
+	CvmfsRepo    string `json:"cvmfs_repo,omitempty"`    // e.g. unpacked.cern.ch; needed for the unpacked output
 	OutputFormat string `json:"output_format,omitempty"` // the thin image's name, as in a wishlist
 	ThinImage    string `json:"thin_image,omitempty"`    // the thin image's name, written out
 	SkipThin     bool   `json:"skip_thin,omitempty"`     // push no thin image
 	User         string `json:"user,omitempty"`          // the wishlist's user
+	WishOptions
 }
+
+// WishOptions are what a wish asks for beyond the image, its repository and its thin image:
+// the fields of events.Job (and events/client.Wish) of the same names. A wish keeps them, so
+// that every submission of it (a registry's push of a new digest) asks for the same.
+type WishOptions struct {
+	MultiArch    bool `json:"multi_arch,omitempty"`    // every linux platform of an index (DUCC's -m), not only the host's
+	ConvertAgain bool `json:"convert_again,omitempty"` // convert even when the store holds the image (-g)
+	SkipPodman   bool `json:"skip_podman,omitempty"`   // no entry in the repository's podman store (-p)
+	// Outputs names what the wish asks for (unpacked, thin, relocated, lazy, exported); none
+	// asks for the store and the thin image.
+	Outputs           []string `json:"outputs,omitempty"`
+	RelocatePrefix    string   `json:"relocate_prefix,omitempty"`     // relocated: the repository prefix
+	RelocateNoFlatten bool     `json:"relocate_no_flatten,omitempty"` // relocated: keep the hierarchy under the prefix
+	LazyImage         string   `json:"lazy_image,omitempty"`          // lazy: where the converted image goes
+	LazyFormat        string   `json:"lazy_format,omitempty"`         // lazy: estargz (the default) or zstd-chunked
+	LazyOCI           bool     `json:"lazy_oci,omitempty"`            // lazy: OCI media types
+	LazyReferrer      bool     `json:"lazy_referrer,omitempty"`       // lazy: a subject naming the original
+	LazyPrioritized   []string `json:"lazy_prioritized,omitempty"`    // lazy: the files eStargz puts first
+	ExportRemote      string   `json:"export_remote,omitempty"`       // exported: dir:///PATH or s3://BUCKET[/PREFIX]
+	ExportCompress    string   `json:"export_compress,omitempty"`     // exported: zstd keeps layers recompressed
+}
+
+// defaultLazyFormat is the lazy output's format when a wish names none (flatbed lazy's).
+const defaultLazyFormat = "estargz"
 
 // WishView is a wish with its image's state.
 type WishView struct {
@@ -215,11 +240,20 @@ func (s *Service) check(ctx context.Context, req WishRequest) (*Wish, imageref.R
 	if ref.Wildcard() {
 		return nil, ref, refuse(http.StatusBadRequest, "invalid_image", "image %s: a wish names one tag, and %q is a wildcard; wish each tag", ref, ref.Tag)
 	}
-	if err := wishlist.CheckRepo(req.CvmfsRepo); err != nil {
-		return nil, ref, refuse(http.StatusBadRequest, "invalid_cvmfs_repo", "%v", err)
+	wants := events.Job{Outputs: req.Outputs}
+	if wants.Wants(events.OutputUnpacked) || req.CvmfsRepo != "" {
+		if err := wishlist.CheckRepo(req.CvmfsRepo); err != nil {
+			return nil, ref, refuse(http.StatusBadRequest, "invalid_cvmfs_repo", "%v", err)
+		}
+	}
+	if wants.Wants(events.OutputLazy) && req.LazyFormat == "" {
+		req.LazyFormat = defaultLazyFormat
 	}
 	thin := ""
 	switch {
+	case !wants.Wants(events.OutputThin) && (req.ThinImage != "" || req.OutputFormat != ""):
+		return nil, ref, refuse(http.StatusBadRequest, "invalid_output", "thin_image and output_format name the thin image, but outputs does not ask for %s", events.OutputThin)
+	case !wants.Wants(events.OutputThin):
 	case req.SkipThin && (req.ThinImage != "" || req.OutputFormat != ""):
 		return nil, ref, refuse(http.StatusBadRequest, "invalid_output", "skip_thin asks for no thin image: leave thin_image and output_format out")
 	case req.ThinImage != "" && req.OutputFormat != "":
@@ -248,7 +282,7 @@ func (s *Service) check(ctx context.Context, req WishRequest) (*Wish, imageref.R
 	}
 	now := time.Now().UTC()
 	w := &Wish{ID: Key(req.CvmfsRepo, stateName(ref)), Image: ref.String(), CvmfsRepo: req.CvmfsRepo, ThinImage: thin, User: req.User,
-		Source: "api", CreatedAt: now, UpdatedAt: now}
+		Source: "api", CreatedAt: now, UpdatedAt: now, WishOptions: req.WishOptions}
 	job := w.job()
 	if err := job.Validate(); err != nil {
 		return nil, ref, refuse(http.StatusBadRequest, "invalid_wish", "%v", err)
@@ -292,8 +326,13 @@ func (w *Wish) job() events.WishSubmitted {
 		// not point at it yet (the distribution registry notifies before it tags).
 		image += "@" + w.Digest
 	}
+	o := w.WishOptions
 	return events.WishSubmitted{Job: events.Job{WishID: sub, CorrelationID: w.ID, Image: image, CvmfsRepo: w.CvmfsRepo,
-		ThinImage: w.ThinImage, SkipThin: w.ThinImage == "", User: w.User, SubmittedAt: w.UpdatedAt}}
+		ThinImage: w.ThinImage, SkipThin: w.ThinImage == "", User: w.User, SubmittedAt: w.UpdatedAt,
+		MultiArch: o.MultiArch, ConvertAgain: o.ConvertAgain, SkipPodman: o.SkipPodman, Outputs: o.Outputs,
+		RelocatePrefix: o.RelocatePrefix, RelocateNoFlatten: o.RelocateNoFlatten,
+		LazyImage: o.LazyImage, LazyFormat: o.LazyFormat, LazyOCI: o.LazyOCI, LazyReferrer: o.LazyReferrer, LazyPrioritized: o.LazyPrioritized,
+		ExportRemote: o.ExportRemote, ExportCompress: o.ExportCompress}}
 }
 
 // newSubmission is a fresh wish id for a submission of the wish.

@@ -49,6 +49,8 @@ type Wish struct {
 	// says it was published (it is recorded first, then published, so a retry finishes it).
 	Submission string `json:"submission"`
 	Published  bool   `json:"published"`
+	// WishOptions are the rest of what the wish asks for (multi-arch, outputs, …).
+	WishOptions
 }
 
 // Image is the state of one image of one repository, as the pipeline's events set it.
@@ -62,6 +64,7 @@ type Image struct {
 	WishID      string    `json:"wish_id"`         // the submission the state belongs to
 	SubmittedAt time.Time `json:"submitted_at"`
 	PublicPath  string    `json:"public_path,omitempty"`
+	Outputs     []Output  `json:"outputs,omitempty"` // each output the wish asked for
 	UpdatedAt   time.Time `json:"updated_at"`
 	Event       Event     `json:"event"` // the event that set this state
 }

@@ -14,7 +14,7 @@ import (
 // flatbed convert, anyone on the bus).
 var StateTypes = []string{
 	events.WishSubmittedType, events.ImageResolvedType, events.ImageFlattenedType, events.ThinPushedType,
-	events.ImageRelocatedType, events.ConversionCompletedType, events.ConversionFailedType,
+	events.ImageRelocatedType, events.ImageLazifiedType, events.ImageExportedType, events.ConversionCompletedType, events.ConversionFailedType,
 }
 
 // stateMaxAttempts is how often a state update is tried (with the bus's back-off, up to 30s
@@ -63,6 +63,7 @@ func (s *Service) updateImage(ctx context.Context, key string, next Image) error
 		if next.PublicPath == "" && cur.WishID == next.WishID {
 			next.PublicPath = cur.PublicPath
 		}
+		carryOutputs(&cur, &next)
 		err = put(ctx, s.rec.images, key, next, rev)
 		if errors.Is(err, errConflict) {
 			continue
@@ -91,8 +92,34 @@ func moves(cur, next Image) bool {
 func ended(state string) bool { return state == StateDone || state == StateFailed }
 
 // transition reads the delivered event: its job and the state it sets (ok false for events
-// that set none).
+// that set none), with the wish's outputs and which of them the event ended.
 func transition(d *bus.Delivery) (events.Job, Image, bool, error) {
+	job, next, ok, err := step(d)
+	if !ok || err != nil {
+		return job, next, ok, err
+	}
+	outs := outputsOf(job)
+	for _, o := range next.Outputs { // what the event ended
+		set(outs, o.Name, o.State, o.Result)
+	}
+	if next.State == StateFailed {
+		failOutputs(outs, next.Stage)
+	}
+	next.Outputs = outs
+	return job, next, true, nil
+}
+
+// endedOutputs lists the outputs an event ended: pairs of output name and result.
+func endedOutputs(pairs ...string) []Output {
+	var out []Output
+	for i := 0; i+1 < len(pairs); i += 2 {
+		out = append(out, Output{Name: pairs[i], State: OutputDone, Result: pairs[i+1]})
+	}
+	return out
+}
+
+// step reads the delivered event: its job, the state it sets and the outputs it ended.
+func step(d *bus.Delivery) (events.Job, Image, bool, error) {
 	switch d.Type {
 	case events.WishSubmittedType:
 		var in events.WishSubmitted
@@ -101,23 +128,41 @@ func transition(d *bus.Delivery) (events.Job, Image, bool, error) {
 	case events.ImageResolvedType:
 		var in events.ImageResolved
 		err := d.Decode(&in)
-		return in.Job, Image{State: StateRunning}, err == nil, err
+		next := Image{State: StateRunning}
+		if in.AlreadyConverted {
+			next.Outputs = endedOutputs(events.OutputUnpacked, in.Image.Name) // the store holds it: only the thin image may follow
+		}
+		return in.Job, next, err == nil, err
 	case events.ImageFlattenedType:
 		var in events.ImageFlattened
 		err := d.Decode(&in)
-		return in.Job, Image{State: StateRunning, PublicPath: in.PublicPath}, err == nil, err
+		return in.Job, Image{State: StateRunning, PublicPath: in.PublicPath, Outputs: endedOutputs(events.OutputUnpacked, in.PublicPath)}, err == nil, err
 	case events.ThinPushedType:
 		var in events.ThinPushed
 		err := d.Decode(&in)
-		return in.Job, Image{State: StateRunning, PublicPath: in.PublicPath}, err == nil, err
+		next := Image{State: StateRunning, PublicPath: in.PublicPath, Outputs: endedOutputs(events.OutputUnpacked, in.PublicPath)}
+		if !in.Skipped {
+			next.Outputs = append(next.Outputs, endedOutputs(events.OutputThin, thinResult(in.ThinImage, in.ThinDigest))...)
+		}
+		return in.Job, next, err == nil, err
 	case events.ImageRelocatedType:
 		var in events.ImageRelocated
 		err := d.Decode(&in)
-		return in.Job, Image{State: StateRunning}, err == nil, err
+		return in.Job, Image{State: StateRunning, Outputs: endedOutputs(events.OutputRelocated, in.Target)}, err == nil, err
+	case events.ImageLazifiedType:
+		var in events.ImageLazified
+		err := d.Decode(&in)
+		return in.Job, Image{State: StateRunning, Outputs: endedOutputs(events.OutputLazy, in.Target)}, err == nil, err
+	case events.ImageExportedType:
+		var in events.ImageExported
+		err := d.Decode(&in)
+		return in.Job, Image{State: StateRunning, Outputs: endedOutputs(events.OutputExported, in.Reference)}, err == nil, err
 	case events.ConversionCompletedType:
 		var in events.ConversionCompleted
 		err := d.Decode(&in)
-		return in.Job, Image{State: StateDone, PublicPath: in.PublicPath}, err == nil, err
+		return in.Job, Image{State: StateDone, PublicPath: in.PublicPath, Outputs: endedOutputs(
+			events.OutputUnpacked, in.PublicPath, events.OutputThin, thinResult(in.ThinImage, in.ThinDigest),
+			events.OutputRelocated, in.Relocated, events.OutputLazy, in.Lazy, events.OutputExported, in.Exported)}, err == nil, err
 	case events.ConversionFailedType:
 		var in events.ConversionFailed
 		err := d.Decode(&in)

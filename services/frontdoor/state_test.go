@@ -23,11 +23,7 @@ func delivery(t *testing.T, typ, id string, data any) *bus.Delivery {
 	case events.ConversionFailed:
 		job = v.Job
 	}
-	env, err := events.New(typ, "flatbed/test", id, job, job.Image, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &bus.Delivery{Event: &env.Event, Type: typ, Attempt: 1, MaxAttempts: 3}
+	return deliver(t, typ, id, job, data)
 }
 
 // An image's state follows its events: pending, running, done; a redelivery changes

@@ -58,9 +58,9 @@ var tablesTmpl = template.Must(template.New("tables").Parse(`<h2>Wishes</h2>
 {{end}}</table>
 <h2>Images</h2>
 <table id="images">
-<tr><th>image</th><th>repository</th><th>state</th><th>since</th><th>error</th></tr>
-{{range .Images}}<tr id="image-{{.ID}}" data-state="{{.State}}"><td>{{.Image}}</td><td>{{.CvmfsRepo}}</td><td class="state state-{{.State}}">{{.State}}</td><td>{{.UpdatedAt.Format "2006-01-02 15:04:05Z07:00"}}</td><td class="error">{{if .Stage}}{{.Stage}}: {{end}}{{.Error}}</td></tr>
-{{else}}<tr><td colspan="5">no images</td></tr>
+<tr><th>image</th><th>repository</th><th>state</th><th>outputs</th><th>since</th><th>error</th></tr>
+{{range .Images}}<tr id="image-{{.ID}}" data-state="{{.State}}"><td>{{.Image}}</td><td>{{.CvmfsRepo}}</td><td class="state state-{{.State}}">{{.State}}</td><td class="outputs">{{range .Outputs}}<span class="output output-{{.State}}" title="{{.Result}}">{{.Name}}: {{.State}}</span> {{end}}</td><td>{{.UpdatedAt.Format "2006-01-02 15:04:05Z07:00"}}</td><td class="error">{{if .Stage}}{{.Stage}}: {{end}}{{.Error}}</td></tr>
+{{else}}<tr><td colspan="6">no images</td></tr>
 {{end}}</table>
 `))
 
