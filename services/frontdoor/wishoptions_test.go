@@ -48,8 +48,8 @@ func TestWishOptions(t *testing.T) {
 	opts := WishOptions{MultiArch: true, ConvertAgain: true, SkipPodman: true,
 		Outputs:        []string{events.OutputUnpacked, events.OutputThin, events.OutputRelocated, events.OutputLazy, events.OutputExported},
 		RelocatePrefix: reg + "/mirror", RelocateNoFlatten: true,
-		LazyImage:      "http://" + reg + "/lazy/web:1", LazyReferrer: true, LazyPrioritized: []string{"/bin/sh"},
-		ExportRemote:   "dir:///srv/remote", ExportCompress: "zstd"}
+		LazyImage: "http://" + reg + "/lazy/web:1", LazyReferrer: true, LazyPrioritized: []string{"/bin/sh"},
+		ExportRemote: "dir:///srv/remote", ExportCompress: "zstd"}
 	var created WishView
 	code, raw := d.call(t, "POST", "/api/v1/wishes", testToken, WishRequest{Image: "http://" + reg + "/apps/web:1", CvmfsRepo: "unpacked.example.org",
 		OutputFormat: "$(scheme)://$(registry)/thin/$(repository):$(tag)", WishOptions: opts}, &created)
