@@ -38,13 +38,20 @@ REPO) names any more are deleted too, without asking their registry: an input na
 image by its registry, repository and tag (a wildcard tag matched as expand-wildcard does)
 or digest. Try it with --dry-run first.
 
-Unless --dry-run, each deletion is announced by an image.deleted event, as for delete-image.`,
+Unless --dry-run, each deletion is announced by an image.deleted event, as for delete-image.
+
+Exit status: 0 when every image was decided (kept or deleted); 1 when some image got no clear
+answer or could not be deleted; 101 when the DUCC_<R>_* credentials set-up is incomplete;
+102 and 103 for a --wishlist that cannot be read or parsed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			st, err := openRepo(g, args[0])
 			if err != nil {
 				return err
+			}
+			if err := registry.CheckEnv(); err != nil { // DUCC_<R>_* credentials, as convert
+				return &exitError{exitNoPassword, err}
 			}
 			opts, err := g.registryOptions()
 			if err != nil {
