@@ -104,8 +104,8 @@ type Pruned struct {
 // no clear answer for is kept and reported with its error. Each registry is asked about one
 // image before the others: when it does not answer at all, its other images are kept
 // unasked, each reported so. With o.Wished, an image no wish names any more is deleted
-// without asking its registry. The
-// results are in the store's order of names; the error is for a store that cannot be read.
+// without asking its registry. Once ctx ends nothing more is deleted. The results are in the
+// store's order of names; the error is for a store that cannot be read.
 func Prune(ctx context.Context, st *store.Store, o PruneOptions) ([]Pruned, error) {
 	if o.Upstream == nil {
 		return nil, errors.New("prune: no upstream to ask")
@@ -180,6 +180,10 @@ func Prune(ctx context.Context, st *store.Store, o PruneOptions) ([]Pruned, erro
 	for i := range out {
 		p := &out[i]
 		if !p.Gone {
+			continue
+		}
+		if err := ctx.Err(); err != nil && !o.DryRun {
+			p.Err = fmt.Errorf("not deleted: %w", err)
 			continue
 		}
 		if o.DryRun {
