@@ -17,6 +17,7 @@ type Metrics struct {
 	Failures  *prometheus.CounterVec // failed attempts, by reason
 	Platforms *prometheus.CounterVec // platforms of the indexes tags named, by result: chosen, skipped
 	PerIndex  prometheus.Histogram   // platforms of one index
+	Mended    *prometheus.CounterVec // layers and flat trees found changed and removed, by part
 }
 
 // NewMetrics registers the resolver's metrics on r; a resolver registered there before (a
@@ -35,6 +36,10 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Name: "flatbed_resolver_platforms_total",
 			Help: "Platforms of the indexes (multi-arch images) wished tags named, by result: chosen (converted: every linux one with -m, else the host's), skipped (not converted without -m, or not linux).",
 		}, []string{"result"})),
+		Mended: metric.Register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flatbed_resolver_mended_total",
+			Help: "Parts of converted images found changed since they were made (their walk against the recorded tally) and removed so the conversion makes them again, by part: layer, flat.",
+		}, []string{"part"})),
 		PerIndex: metric.Register(r, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "flatbed_resolver_index_platforms", Help: "Platforms of each index (multi-arch image) a wished tag named.",
 			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 32},
@@ -80,4 +85,12 @@ func (m *Metrics) failed(err error, last bool) {
 	if last || events.IsPermanent(err) {
 		m.Images.WithLabelValues("failed").Inc()
 	}
+}
+
+// mended counts a layer or flat tree removed because it changed since it was made.
+func (m *Metrics) mended(part string) {
+	if m == nil {
+		return
+	}
+	m.Mended.WithLabelValues(part).Inc()
 }

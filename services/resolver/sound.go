@@ -65,7 +65,7 @@ func (s *Service) sound(ctx context.Context, st *store.Store, job events.Job, r 
 		damaged := false
 		for _, l := range layers {
 			drift, err := run.check("layer "+l, func() (string, error) {
-				return s.mend(ctx, st, p, "layer."+store.Hex(l), st.LayerFS(l), func() string { return layerDrift(st, l) }, log)
+				return s.mend(ctx, st, p, "layer", "layer."+store.Hex(l), st.LayerFS(l), func() string { return layerDrift(st, l) }, log)
 			})
 			if err != nil {
 				return false, err
@@ -78,7 +78,7 @@ func (s *Service) sound(ctx context.Context, st *store.Store, job events.Job, r 
 			if damaged {
 				what = func() string { return "built from a damaged layer" }
 			}
-			return s.mend(ctx, st, p, "flat."+store.Hex(img.ConfigDigest), flat, what, log)
+			return s.mend(ctx, st, p, "flat", "flat."+store.Hex(img.ConfigDigest), flat, what, log)
 		})
 		if err != nil {
 			return false, err
@@ -90,11 +90,11 @@ func (s *Service) sound(ctx context.Context, st *store.Store, job events.Job, r 
 	return ok, nil
 }
 
-// mend removes dir when drift says it drifted, holding the lease key (the one its writer
+// mend removes dir (a layer's or a flat tree: part) when drift says it drifted, holding the lease key (the one its writer
 // takes: an ingester's or a flattener's) and asking drift again under it, so what a writer
 // has just made again is never taken for the damage. On CernVM-FS the removal is one
 // transaction. It returns the drift found ("" for none).
-func (s *Service) mend(ctx context.Context, st *store.Store, p *cvmfs.Publisher, key, dir string, drift func() string, log *slog.Logger) (string, error) {
+func (s *Service) mend(ctx context.Context, st *store.Store, p *cvmfs.Publisher, part, key, dir string, drift func() string, log *slog.Logger) (string, error) {
 	d := drift()
 	if d == "" {
 		return "", nil
@@ -119,6 +119,7 @@ func (s *Service) mend(ctx context.Context, st *store.Store, p *cvmfs.Publisher,
 		if err := store.RemoveAll(dir); err != nil {
 			return fmt.Errorf("removing %s, which changed since it was made (%s): %w; remove it by hand or run verify --repair", dir, d, err)
 		}
+		s.Metrics.mended(part)
 		return nil
 	}
 	if p == nil {

@@ -7,7 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"flatbed.dev/events"
+	"flatbed.dev/events/bus/metric"
 	"flatbed.dev/events/eventstest"
 	"flatbed.dev/pkg/layer"
 	"flatbed.dev/pkg/lifecycle"
@@ -82,6 +85,8 @@ func TestDamageInsideALayerIsNoticed(t *testing.T) {
 	host := registrytest.Serve(t, nil)
 	pushDemo(t, host)
 	s, b := newService(t)
+	reg := prometheus.NewRegistry()
+	s.Metrics = NewMetrics(reg)
 	x := newSoundStore(t, s, host, 10)
 	image := "http://" + host + "/demo/hello:1.0"
 	if !wishIn(t, s, b, image, "run-1") {
@@ -114,6 +119,15 @@ func TestDamageInsideALayerIsNoticed(t *testing.T) {
 	for _, l := range x.layers[1:] {
 		if !x.st.HasLayer(l) {
 			t.Errorf("undamaged layer %s was removed", l)
+		}
+	}
+	got, err := metric.Scrape(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range []string{"layer", "flat"} {
+		if k := `flatbed_resolver_mended_total{part="` + part + `"}`; got[k] != 1 {
+			t.Errorf("%s = %v, want 1", k, got[k])
 		}
 	}
 }
