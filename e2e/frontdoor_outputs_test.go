@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -94,6 +95,27 @@ func TestFrontdoorWishOutputs(t *testing.T) {
 	if len(r) != 2 || r["unpacked"] != reg.Host+"/"+imgs[1].Ref() || !strings.HasPrefix(r["exported"], reg.Host+"/"+imgs[1].Ref()+"@sha256:") {
 		t.Fatalf("the export's outputs: %v", r)
 	}
+	// The stages' own metrics count what happened, on the serve process's /metrics.
+	resp, err := http.Get(serveMetricsURL(serve.stderr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, series := range []string{
+		`flatbed_resolver_images_total{result="resolved"} 2`,
+		`flatbed_thinpusher_images_total{result="skipped"} 1`, // the export's store wish pushes no thin image (-i)
+		`flatbed_notifier_conversions_total{result="converted"} 2`,
+		`flatbed_notifier_wish_seconds_count{result="completed"} 2`,
+	} {
+		if !strings.Contains("\n"+string(page), "\n"+series+"\n") {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", page)
+	}
+
 	ref, _, _ := strings.Cut(r["exported"], "@")
 	runFlatbed(t, 0, "import", remote, ref, "--to", reg.URL()+"/imported")
 	name, _ := strings.CutPrefix(ref, reg.Host+"/")
