@@ -794,7 +794,7 @@ section_lazy() {
   cat <<EOF
 What is compared. flatbed lazy (a fresh state, so no layer is reused) reads every layer,
 checks its digest and diff ID, gunzips it, writes it as eStargz (a gzip member per file chunk,
-klauspost/compress at gzip's default level, a TOC, the no-prefetch landmark), opens the result
+klauspost/compress's gzip at level 3, a TOC, the no-prefetch landmark), opens the result
 as stargz-snapshotter does and pushes it, then the config and manifest; the user+sys column is
 its process alone (the registry's work is not in it). crane copy within one registry mounts
 every blob into the new repository (no layer byte moves): the floor of a re-tag. crane pull +

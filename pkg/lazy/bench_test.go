@@ -66,7 +66,7 @@ func cpuTime(b *testing.B) time.Duration {
 // BenchmarkConvertEstargz: the default level, gzip's fastest and its best; the one-pass way
 // (a layer this size) and the library's parallel build.
 func BenchmarkConvertEstargz(b *testing.B) {
-	for _, level := range []int{0, 1, 9} {
+	for _, level := range []int{0, 1, 5, 9} {
 		b.Run(fmt.Sprintf("level=%d", level), func(b *testing.B) { benchConvert(b, Estargz, Options{Level: level}) })
 	}
 	b.Run("level=0/parallel", func(b *testing.B) {
@@ -77,7 +77,7 @@ func BenchmarkConvertEstargz(b *testing.B) {
 }
 
 func BenchmarkConvertZstdChunked(b *testing.B) {
-	for _, level := range []int{0, 1, 3} {
+	for _, level := range []int{0, 1} {
 		b.Run(fmt.Sprintf("level=%d", level), func(b *testing.B) { benchConvert(b, ZstdChunked, Options{Level: level}) })
 	}
 }
