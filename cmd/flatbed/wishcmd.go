@@ -280,14 +280,28 @@ id: its states, oldest first, each with the event that set it.`,
 		if asJSON {
 			return printJSON(out, l)
 		}
-		fmt.Fprintln(tw, "ID\tSTATE\tIMAGE\tCVMFS_REPO\tUPDATED\tERROR")
+		fmt.Fprintln(tw, "ID\tSTATE\tIMAGE\tCVMFS_REPO\tOUTPUTS\tUPDATED\tERROR")
 		for _, i := range l.Images {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", i.ID, i.State, imageref.Redact(i.Image), i.CvmfsRepo, i.UpdatedAt.Format(time.RFC3339), oneLine(i.Error))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.ID, i.State, imageref.Redact(i.Image), i.CvmfsRepo, outputsColumn(i.Outputs),
+				i.UpdatedAt.Format(time.RFC3339), oneLine(i.Error))
 		}
 		return tw.Flush()
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON")
 	return cmd
+}
+
+// outputsColumn is an image's outputs in a table cell: name:state each, e.g.
+// "unpacked:done lazy:pending".
+func outputsColumn(outs []frontdoor.Output) string {
+	if len(outs) == 0 {
+		return "-"
+	}
+	cells := make([]string, len(outs))
+	for i, o := range outs {
+		cells[i] = o.Name + ":" + o.State
+	}
+	return strings.Join(cells, " ")
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -74,3 +74,25 @@ func TestWishAddFlags(t *testing.T) {
 		}
 	}
 }
+
+// `flatbed status` shows each image's outputs with their states.
+func TestStatusShowsOutputs(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(frontdoor.ImageList{Images: []frontdoor.Image{{ID: "0123456789abcdef01234567", Image: "http://r.example/a:1",
+			State: frontdoor.StateRunning, Outputs: []frontdoor.Output{{Name: "unpacked", State: frontdoor.OutputDone, Result: "r.example/a:1"},
+				{Name: "lazy", State: frontdoor.OutputPending}}}}})
+	}))
+	defer srv.Close()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"status", "--url", srv.URL, "--token-file", tokenFile}, &out, &errb); code != 0 {
+		t.Fatalf("status %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "OUTPUTS") || !strings.Contains(out.String(), "unpacked:done lazy:pending") {
+		t.Errorf("flatbed status printed:\n%s", out.String())
+	}
+}
