@@ -147,8 +147,9 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) (err error) {
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return err // shutting down: the wish is handed back
+		var mending storeError
+		if errors.Is(err, context.Canceled) || errors.As(err, &mending) {
+			return err // shutting down, or the store could not be mended now: the wish is handed back
 		}
 		return events.Permanent(err)
 	}

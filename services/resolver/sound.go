@@ -90,10 +90,11 @@ func (s *Service) sound(ctx context.Context, st *store.Store, job events.Job, r 
 	return ok, nil
 }
 
-// mend removes dir (a layer's or a flat tree: part) when drift says it drifted, holding the lease key (the one its writer
-// takes: an ingester's or a flattener's) and asking drift again under it, so what a writer
-// has just made again is never taken for the damage. On CernVM-FS the removal is one
-// transaction. It returns the drift found ("" for none).
+// mend removes dir (a layer's layerfs or a flat tree: part) when drift says it drifted,
+// holding the lease key (the one its writer takes: an ingester's or a flattener's) and asking
+// drift again under it, so what a writer has just made again is never taken for the damage.
+// On CernVM-FS the removal is one transaction. It returns the drift found ("" for none); its
+// errors (a lease, the file system, cvmfs_server) are a storeError: the wish is tried again.
 func (s *Service) mend(ctx context.Context, st *store.Store, p *cvmfs.Publisher, part, key, dir string, drift func() string, log *slog.Logger) (string, error) {
 	d := drift()
 	if d == "" {
@@ -102,7 +103,7 @@ func (s *Service) mend(ctx context.Context, st *store.Store, p *cvmfs.Publisher,
 	if s.Locks != nil {
 		held, release, err := events.Hold(ctx, s.Locks, key)
 		if err != nil {
-			return "", err
+			return "", storeError{err}
 		}
 		defer release()
 		ctx = held
@@ -122,11 +123,23 @@ func (s *Service) mend(ctx context.Context, st *store.Store, p *cvmfs.Publisher,
 		s.Metrics.mended(part)
 		return nil
 	}
+	var err error
 	if p == nil {
-		return d, remove()
+		err = remove()
+	} else {
+		err = p.Transaction(ctx, func(string) error { return remove() })
 	}
-	return d, p.Transaction(ctx, func(string) error { return remove() })
+	if err != nil {
+		return "", storeError{err}
+	}
+	return d, nil
 }
+
+// storeError is a failure to mend the store: not the wish's fault, so not permanent (the bus
+// delivers the wish again, as for any other fault of this process's surroundings).
+type storeError struct{ error }
+
+func (e storeError) Unwrap() error { return e.error }
 
 // layerDrift says how the layerfs of digest differs from the tally recorded when it was
 // unpacked ("" when it does not, or nothing was recorded).

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -177,5 +178,33 @@ func BenchmarkSound(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64((len(x.layers)+1)*files), "µs/file")
 		})
+	}
+}
+
+// failingLocks refuses every lease, as a bus that lost its server does.
+type failingLocks struct{}
+
+func (failingLocks) Lock(context.Context, string) (func(), error) {
+	return nil, errors.New("no lease: the bus is gone")
+}
+
+// Damage that cannot be mended now (here its lease cannot be taken) hands the wish back to
+// be tried again: it is not the wish's fault, so it is not a permanent failure.
+func TestUnmendableNowIsTriedAgain(t *testing.T) {
+	host := registrytest.Serve(t, nil)
+	pushDemo(t, host)
+	s, _ := newService(t)
+	s.Locks = failingLocks{}
+	x := newSoundStore(t, s, host, 10)
+	if err := os.Remove(filepath.Join(x.st.LayerFS(x.layers[0]), "d0", "f3")); err != nil {
+		t.Fatal(err)
+	}
+	job := eventstest.Job("http://" + host + "/demo/hello:1.0")
+	err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1))
+	if err == nil || events.IsPermanent(err) {
+		t.Errorf("Handle = %v, want an error to try again", err)
+	}
+	if !x.st.HasLayer(x.layers[0]) {
+		t.Error("the layer was removed without its lease")
 	}
 }
