@@ -431,4 +431,17 @@ func TestCVMFSMountlessConversion(t *testing.T) {
 	if got := standInCalls(t, log); len(got) != 0 || !strings.Contains(out, "already converted") {
 		t.Errorf("an unchanged image ran %q:\n%s", got, out)
 	}
+	// The public path lost: one ingest of the link; the image's second layer.ingested finds
+	// everything in place, and the flat tree and metadata, unchanged, are not ingested again.
+	if err := os.Remove(st.PublicPath(name)); err != nil {
+		t.Fatal(err)
+	}
+	runFlatbed(t, 0, "convert", writeRawWishlist(t, reg.Host, []string{"apps/gw:v1"}), "-i",
+		"--store-root", storeRoot, "--state-dir", t.TempDir(), "--store-backend", mpRepo+"="+"cvmfs-ingest")
+	if got, want := standInCalls(t, log), []string{"ingest -t - -b " + reg.Host + "/apps REPO"}; !slices.Equal(got, want) {
+		t.Errorf("linking a lost public path again mountless ran %q, want %q", got, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(st.PublicPath(name), "app", "v1")); err != nil || string(b) != "I am mountless\n" {
+		t.Errorf("the public path made again reads %q, %v", b, err)
+	}
 }

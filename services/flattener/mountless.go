@@ -1,6 +1,7 @@
 package flattener
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"flatbed.dev/pkg/cvmfs"
 	"flatbed.dev/pkg/flatten"
 	"flatbed.dev/pkg/layer"
+	"flatbed.dev/pkg/lifecycle"
 	"flatbed.dev/pkg/singularity"
 	"flatbed.dev/pkg/store"
 )
@@ -66,6 +68,14 @@ func (s *Service) flattenMountless(ctx context.Context, p *cvmfs.Publisher, st *
 			return err
 		}
 	}
+	if present {
+		// The tree's count as recorded is kept, as on a writable mount (record.go).
+		if b, err := os.ReadFile(filepath.Join(st.MetadataDir(img.Name), lifecycle.RecordFile)); err == nil {
+			if _, err := store.WriteFileAtomic(filepath.Join(sc.MetadataDir(img.Name), lifecycle.RecordFile), b, 0o644); err != nil {
+				return err
+			}
+		}
+	}
 	if _, err := record(sc, img, in.Job.Image, counted, !present, &writes{}); err != nil {
 		return err
 	}
@@ -75,20 +85,26 @@ func (s *Service) flattenMountless(ctx context.Context, p *cvmfs.Publisher, st *
 	if _, err := store.WriteFileAtomic(sc.ManifestPath(img.Name), desc.Manifest, 0o644); err != nil {
 		return err
 	}
-	public := st.PublicPath(img.Name)
-	linkDir, err := p.Rel(filepath.Dir(public))
-	if err != nil {
-		return events.Permanent(err)
+	// What the repository shows already (a redelivered layer.ingested, the second of an
+	// image's) is not ingested again: each ingest is a publish.
+	public, target := st.PublicPath(img.Name), publicTarget(img.Name, st.Root, final)
+	if old, err := os.Readlink(public); err != nil || old != target {
+		linkDir, err := p.Rel(filepath.Dir(public))
+		if err != nil {
+			return events.Permanent(err)
+		}
+		if err := p.IngestFiles(ctx, linkDir, cvmfs.File{Name: filepath.Base(public), Link: target}); err != nil {
+			return err
+		}
 	}
-	if err := p.IngestFiles(ctx, linkDir, cvmfs.File{Name: filepath.Base(public), Link: publicTarget(img.Name, st.Root, final)}); err != nil {
-		return err
-	}
-	metaRel, err := p.Rel(st.MetadataDir(img.Name))
-	if err != nil {
-		return events.Permanent(err)
-	}
-	if err := p.IngestTree(ctx, metaRel, sc.MetadataDir(img.Name), false); err != nil {
-		return err
+	if !sameFiles(sc.MetadataDir(img.Name), st.MetadataDir(img.Name)) {
+		metaRel, err := p.Rel(st.MetadataDir(img.Name))
+		if err != nil {
+			return events.Permanent(err)
+		}
+		if err := p.IngestTree(ctx, metaRel, sc.MetadataDir(img.Name), false); err != nil {
+			return err
+		}
 	}
 	flatRel, _ := filepath.Rel(st.Root, final)
 	out := events.ImageFlattened{Job: in.Job, Image: img, FlatPath: filepath.ToSlash(flatRel), PublicPath: img.Name,
@@ -127,4 +143,26 @@ func (s *Service) buildLocal(ctx context.Context, st *store.Store, in events.Lay
 		}
 	}
 	return err
+}
+
+// sameFiles says every file in the directory from is in the directory to with the same bytes.
+func sameFiles(from, to string) bool {
+	es, err := os.ReadDir(from)
+	if err != nil {
+		return false
+	}
+	for _, e := range es {
+		if !e.Type().IsRegular() {
+			return false
+		}
+		a, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			return false
+		}
+		b, err := os.ReadFile(filepath.Join(to, e.Name()))
+		if err != nil || !bytes.Equal(a, b) {
+			return false
+		}
+	}
+	return true
 }
