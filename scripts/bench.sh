@@ -768,8 +768,8 @@ section_lazy() {
   mb=$(awk -v b="$(layer_bytes big)" 'BEGIN { printf "%.1f", b / 1e6 }')
   content=$(awk -v m="$BIG_MIB" 'BEGIN { printf "%.1f", m * 1048576 / 1e6 }')
   fb=$(med i_lazy)
-  scaled=$(awk -v m="$mb" 'BEGIN { printf "%.1f", m / 567 * 13 }')        # overlaybd's convertor: 567 MB in 13 s
-  scaled_u=$(awk -v m="$content" 'BEGIN { printf "%.1f", m / 567 * 13 }') # the same, were 567 MB uncompressed
+  scaled=$(awk -v m="$mb" 'BEGIN { printf "%.2f", m / 567 * 13 }')        # overlaybd's convertor: 567 MB in 13 s
+  scaled_u=$(awk -v m="$content" 'BEGIN { printf "%.2f", m / 567 * 13 }') # the same, were 567 MB uncompressed
   r_obd=$(ratio "$fb" "$scaled")
   r_obd_u=$(ratio "$fb" "$scaled_u")
   if [ -n "$crane" ]; then
