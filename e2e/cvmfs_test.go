@@ -17,6 +17,8 @@ import (
 
 	"flatbed.dev/e2e/faultproxy"
 	"flatbed.dev/e2e/harness"
+	"flatbed.dev/pkg/imagegen"
+	n "flatbed.dev/pkg/notification"
 	"flatbed.dev/pkg/store"
 )
 
@@ -443,5 +445,59 @@ func TestCVMFSMountlessConversion(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(st.PublicPath(name), "app", "v1")); err != nil || string(b) != "I am mountless\n" {
 		t.Errorf("the public path made again reads %q, %v", b, err)
+	}
+}
+
+// A multi-arch image (-m) into CernVM-FS is announced only once it is published: the
+// notification file's publish_flat_image line of the image follows the cvmfs_server publish
+// of the transaction that completed it (the stand-in notes each publish in the same file as
+// it ends, after a second's work), never the other way round.
+func TestCVMFSMultiArchAnnouncedAfterPublish(t *testing.T) {
+	reg := harness.StartRegistry(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	good := imagegen.MultiArch(false)
+	if err := imagegen.PushIndex(ctx, reg.Host, good); err != nil {
+		t.Fatal(err)
+	}
+	storeRoot := t.TempDir()
+	t.Cleanup(func() { store.RemoveAll(storeRoot) })
+	repo := filepath.Join(storeRoot, mpRepo)
+	if err := os.MkdirAll(repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	inner, log := cvmfsStandIn(t, repo)
+	notif := filepath.Join(t.TempDir(), "notifications.jsonl")
+	outer := filepath.Join(t.TempDir(), "cvmfs_server")
+	script := "#!/bin/sh\n'" + inner + "' \"$@\" || exit $?\n" +
+		"if [ \"$1\" = publish ]; then sleep 1; echo 'STANDIN published' >> '" + notif + "'; fi\n"
+	if err := os.WriteFile(outer, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FLATBED_CVMFS_SERVER", outer)
+	runFlatbed(t, 0, "convert", writeMultiWishlist(t, reg.Host, good.Ref()), "-m", "-i", "--store-root", storeRoot, "--state-dir", t.TempDir(),
+		"-n", notif, "--store-backend", mpRepo+"=cvmfs")
+	b, err := os.ReadFile(notif)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	lastPublish, announced := -1, -1
+	for i, l := range lines {
+		switch {
+		case l == "STANDIN published":
+			lastPublish = i
+		case strings.Contains(l, `"`+n.ActionPublishFlatImage+`"`) && announced < 0:
+			announced = i
+		}
+	}
+	if announced < 0 || lastPublish < 0 || announced < lastPublish {
+		t.Errorf("the image was announced at line %d, the last cvmfs_server publish ended at line %d:\n%s\ncalls:\n%s",
+			announced, lastPublish, strings.Join(lines, "\n"), strings.Join(standInCalls(t, log), "\n"))
+	}
+	pub := reg.Host + "/" + good.Ref()
+	st := store.New(repo)
+	if got, err := os.ReadFile(filepath.Join(cvmfsResolve(t, st, pub, "x86_64"), "etc", "arch")); err != nil || string(got) != "amd64\n" {
+		t.Errorf("the amd64 tree's etc/arch reads %q, %v", got, err)
 	}
 }
