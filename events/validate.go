@@ -29,7 +29,7 @@ var (
 	tagRe       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	repoRe      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)*$`)
 	mediaTypeRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$`)
-	platformRe  = regexp.MustCompile(`^[a-z0-9_.-]{1,64}/[a-z0-9_.-]{1,64}(/[a-z0-9_.-]{1,64})?$`)
+	platformRe  = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}/[a-z0-9][a-z0-9_.-]{0,63}(/[a-z0-9][a-z0-9_.-]{0,63})?$`) // no "." or ".." component: the arch and variant name directories
 	stageRe     = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
 )
 

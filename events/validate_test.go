@@ -38,6 +38,14 @@ func TestCheckRefusesHostileFields(t *testing.T) {
 			e.Image.IndexDigest = "sha256:../../x"
 			e.Image.Platform = "linux/amd64"
 		},
+		"platform arch ..": func(e *events.LayerRequested) {
+			e.Image.IndexDigest = "sha256:" + strings.Repeat("e", 64)
+			e.Image.Platform = "linux/.."
+		},
+		"platform variant .": func(e *events.LayerRequested) {
+			e.Image.IndexDigest = "sha256:" + strings.Repeat("e", 64)
+			e.Image.Platform = "linux/arm64/."
+		},
 		"index, no platform": func(e *events.LayerRequested) {
 			e.Image.IndexDigest = "sha256:" + strings.Repeat("e", 64)
 			e.Image.Platform = ""

@@ -6,6 +6,7 @@ package multiarch
 
 import (
 	"fmt"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -117,12 +118,17 @@ func IsAlias(name string) bool {
 }
 
 // Convertible says an index entry is an image of a platform to convert: a linux one with an
-// architecture (attestation manifests say unknown/unknown).
+// architecture (attestation manifests say unknown/unknown) and an architecture and variant
+// that can name a directory under .multiarch (an index is the image's to write: "..", "/" or
+// a leading dot would lead elsewhere in the store).
 func Convertible(d v1.Descriptor) bool {
 	p := d.Platform
-	return p != nil && p.OS == "linux" && p.Architecture != "" && p.Architecture != "unknown" &&
-		(d.MediaType == "" || d.MediaType.IsImage())
+	return p != nil && p.OS == "linux" && p.Architecture != "unknown" && dirName.MatchString(p.Architecture) &&
+		(p.Variant == "" || dirName.MatchString(p.Variant)) && (d.MediaType == "" || d.MediaType.IsImage())
 }
+
+// dirName is what an architecture or variant may be: events.Image's platform allows no more.
+var dirName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
 
 // Select picks what to convert of an index: with all, every convertible platform (the first
 // entry of each, in index order); else the one best matching host. skipped names the

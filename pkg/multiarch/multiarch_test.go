@@ -60,3 +60,25 @@ func TestSelect(t *testing.T) {
 		t.Errorf("no host platform: %v", err)
 	}
 }
+
+// An index is the image's own: a platform whose architecture or variant would not name one
+// directory under .multiarch ("..", ".", a slash, a leading dot, upper case) is not converted.
+func TestHostilePlatformsAreNotConvertible(t *testing.T) {
+	for _, p := range []struct{ arch, variant string }{
+		{"..", ""}, {".", ""}, {"arm64", ".."}, {"arm64", "."}, {"a/b", ""}, {".hidden", ""}, {"arm64", "v8/../.."}, {"AMD64", ""}, {"", ""},
+	} {
+		if Convertible(entry("linux", p.arch, p.variant)) {
+			t.Errorf("linux/%s/%s is convertible", p.arch, p.variant)
+		}
+	}
+	for _, p := range []struct{ arch, variant string }{{"amd64", ""}, {"arm64", "v8"}, {"ppc64le", ""}, {"386", ""}, {"riscv64", ""}} {
+		if !Convertible(entry("linux", p.arch, p.variant)) {
+			t.Errorf("linux/%s/%s is not convertible", p.arch, p.variant)
+		}
+	}
+	idx := &v1.IndexManifest{Manifests: []v1.Descriptor{entry("linux", "..", ""), entry("linux", "amd64", "")}}
+	all, _, err := Select(idx, true, v1.Platform{OS: "linux", Architecture: "amd64"})
+	if err != nil || len(all) != 1 || all[0].Platform.Architecture != "amd64" {
+		t.Errorf("Select = %v, %v; want amd64 alone", all, err)
+	}
+}
