@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"flatbed.dev/pkg/beneath"
 )
 
 // Locker hands out leases that exclude other processes and nodes (the bus's leases satisfy
@@ -235,16 +237,22 @@ func (p *Publisher) Delete(ctx context.Context, paths ...string) error {
 // flat tree (the callers add those).
 var Catalogs = []string{".layers", ".flat"}
 
-// MarkCatalog makes dir (inside a transaction) the root of a nested catalog.
+// MarkCatalog makes dir (inside a transaction) the root of a nested catalog. dir is ours (a
+// flat tree's or layer's root), but what is in it came from an image: a .cvmfscatalog the
+// image put there as a symlink, fifo or device is replaced, never written through.
 func MarkCatalog(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, ".cvmfscatalog"), os.O_CREATE|os.O_WRONLY, 0o644)
+	r, err := beneath.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
-	return f.Close()
+	defer r.Close()
+	if err := r.WriteFile(".cvmfscatalog", nil, 0o644); err != nil {
+		return fmt.Errorf("marking %s a nested catalog: %w", dir, err)
+	}
+	return nil
 }
 
 func (p *Publisher) abort() {

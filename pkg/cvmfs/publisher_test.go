@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"flatbed.dev/pkg/cvmfs"
 )
 
@@ -163,5 +165,41 @@ func TestTransactionsNeverOverlap(t *testing.T) {
 			!strings.HasPrefix(lines[i+2], "begin publish") || lines[i+3] != "end publish" {
 			t.Fatalf("transactions overlap:\n%s", b)
 		}
+	}
+}
+
+// An image's flat tree may hold .cvmfscatalog itself, as a symlink out of the store or a fifo:
+// marking the tree a nested catalog replaces it with an empty file and writes nothing
+// elsewhere (nor blocks on the fifo).
+func TestMarkCatalogNeverFollowsTheImage(t *testing.T) {
+	outside := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(outside, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, plant := range map[string]func(string) error{
+		"symlink out":      func(p string) error { return os.Symlink(outside, p) },
+		"dangling symlink": func(p string) error { return os.Symlink(outside+"-new", p) },
+		"fifo":             func(p string) error { return unix.Mkfifo(p, 0o644) },
+		"file with data":   func(p string) error { return os.WriteFile(p, []byte("image's"), 0o644) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			tree := t.TempDir()
+			if err := plant(filepath.Join(tree, ".cvmfscatalog")); err != nil {
+				t.Fatal(err)
+			}
+			if err := cvmfs.MarkCatalog(tree); err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Lstat(filepath.Join(tree, ".cvmfscatalog"))
+			if err != nil || !fi.Mode().IsRegular() || fi.Size() != 0 {
+				t.Errorf(".cvmfscatalog is %v (%v), want an empty regular file", fi, err)
+			}
+			if b, err := os.ReadFile(outside); err != nil || string(b) != "keep" {
+				t.Errorf("the file outside reads %q, %v", b, err)
+			}
+			if _, err := os.Lstat(outside + "-new"); err == nil {
+				t.Error("a file was created through the dangling symlink")
+			}
+		})
 	}
 }
