@@ -448,3 +448,21 @@ func TestHostileCorpus(t *testing.T) {
 		}
 	}
 }
+
+// A layer that uses its own fifo (or file) as a directory fails the same way on every try:
+// once the blob matches its digest the failure is ErrMalformed (permanent, not retried); a
+// blob that does not match is a bad download (ErrDigestMismatch, retried).
+func TestNonDirectoryParentIsMalformed(t *testing.T) {
+	fifo := ent{hdr: tar.Header{Typeflag: tar.TypeFifo, Name: "f", Mode: 0o666, ModTime: testTime}}
+	blob := compress(t, "gzip", mkTar(t, fifo, file("f/x", "x", 0o644)))
+	want := Want{Digest: sha(blob), MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Size: int64(len(blob))}
+	_, err := Extract(context.Background(), bytes.NewReader(blob), t.TempDir(), want, Options{})
+	if !errors.Is(err, ErrMalformed) || !errors.Is(err, unix.ENOTDIR) {
+		t.Errorf("err = %v, want ErrMalformed wrapping ENOTDIR", err)
+	}
+	want.Digest = sha(append([]byte("other"), blob...))
+	_, err = Extract(context.Background(), bytes.NewReader(blob), t.TempDir(), want, Options{})
+	if errors.Is(err, ErrMalformed) || !errors.Is(err, ErrDigestMismatch) {
+		t.Errorf("with another digest err = %v, want ErrDigestMismatch and not ErrMalformed", err)
+	}
+}

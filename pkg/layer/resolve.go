@@ -74,6 +74,10 @@ func (x *extractor) openDir(rel string, create bool) (int, error) {
 	case pe.Err == unix.ELOOP:
 		return -1, fmt.Errorf("%w: parent %s is a symlink (not followed): %w", ErrUnsafe, pe.Path, pe.Err)
 	case pe.Err == unix.ENOTDIR:
+		// Only the layer's own entries are in the tree: it uses one of its non-directories
+		// as a directory. Like a bad tar stream, that is the image's fault (permanent) once
+		// the blob is shown to match its digest, else a bad download.
+		x.badTar = true
 		return -1, fmt.Errorf("parent %s is not a directory: %w", pe.Path, pe.Err)
 	}
 	return -1, fmt.Errorf("opening directory %s: %w", pe.Path, pe.Err)
