@@ -68,32 +68,49 @@ func TestDeployFilesValidate(t *testing.T) {
 }
 
 var (
-	deployMetricNameRE = regexp.MustCompile(`Name:\s*"(flatbed_[A-Za-z0-9_]+)"`)
+	// A metric's name where the code registers it: the Name of its options, or NewDesc's first
+	// argument (a collector of its own, as the bus' consumer gauges).
+	deployMetricNameRE = regexp.MustCompile(`(?:Name:\s*|prometheus\.NewDesc\(\s*)"(flatbed_[A-Za-z0-9_]+)"`)
 	deployHistogramRE  = regexp.MustCompile(`HistogramOpts\{\s*Name:\s*"(flatbed_[A-Za-z0-9_]+)"`)
+	// Every way to make a metric, to see that each one made has its name found.
+	deployMetricMakeRE = regexp.MustCompile(`\bprometheus\.New(?:(?:Counter|Gauge|Histogram|Summary|Untyped)(?:Vec|Func)?|Desc)\(`)
 	deployMetricUseRE  = regexp.MustCompile(`\bflatbed_[A-Za-z0-9_]+`)
 )
 
-// deployRegisteredMetrics returns the metric names the code registers (events/bus and the
-// services), and which of them are histograms.
+// deployRegisteredMetrics returns the metric names the code registers (every Go file but
+// tests under events, services, pkg and cmd), and which of them are histograms. A file that
+// makes a metric whose name is not written out where it is made fails the test, so that a
+// metric cannot escape the checks by changing form.
 func deployRegisteredMetrics(t *testing.T) (names, histograms map[string]bool) {
 	t.Helper()
-	files := []string{filepath.Join("..", "events", "bus", "metrics.go")}
-	more, err := filepath.Glob(filepath.Join("..", "services", "*", "metrics.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files = append(files, more...)
 	names, histograms = map[string]bool{}, map[string]bool{}
-	for _, f := range files {
-		src, err := os.ReadFile(f)
+	for _, top := range []string{"events", "services", "pkg", "cmd"} {
+		err := filepath.WalkDir(filepath.Join("..", top), func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return nil
+			}
+			src, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			found := deployMetricNameRE.FindAllSubmatch(src, -1)
+			if made := len(deployMetricMakeRE.FindAll(src, -1)); made != len(found) {
+				t.Errorf("%s makes %d Prometheus metrics but names %d as Name: \"flatbed_…\" or NewDesc(\"flatbed_…\": "+
+					"write each name out where the metric is made, so the dashboard and README checks see it", path, made, len(found))
+			}
+			for _, m := range found {
+				names[string(m[1])] = true
+			}
+			for _, m := range deployHistogramRE.FindAllSubmatch(src, -1) {
+				histograms[string(m[1])] = true
+			}
+			return nil
+		})
 		if err != nil {
 			t.Fatal(err)
-		}
-		for _, m := range deployMetricNameRE.FindAllSubmatch(src, -1) {
-			names[string(m[1])] = true
-		}
-		for _, m := range deployHistogramRE.FindAllSubmatch(src, -1) {
-			histograms[string(m[1])] = true
 		}
 	}
 	return names, histograms
@@ -173,7 +190,7 @@ func TestDeployFilesDashboardMetrics(t *testing.T) {
 	}
 	for _, want := range []string{
 		"flatbed_events_handled_total", "flatbed_handler_duration_seconds", "flatbed_events_dead_total",
-		"flatbed_ingester_layers_total", "flatbed_ingester_bytes_fetched_total",
+		"flatbed_ingester_layers_total", "flatbed_ingester_bytes_fetched_total", "flatbed_resolver_mended_total",
 	} {
 		if !used[want] {
 			t.Errorf("the dashboard shows no panel for %s", want)
@@ -182,6 +199,57 @@ func TestDeployFilesDashboardMetrics(t *testing.T) {
 	for name := range registered {
 		if !used[name] {
 			t.Logf("note: %s is registered but not on the dashboard", name)
+		}
+	}
+}
+
+// TestDeployFilesReadmeMetrics checks that deploy/README.md's metrics table has a row for every
+// flatbed_* metric the code registers, and names none that it does not: a metric added without
+// documenting it fails here.
+func TestDeployFilesReadmeMetrics(t *testing.T) {
+	registered, _ := deployRegisteredMetrics(t)
+	for _, want := range []string{"flatbed_events_handled_total", "flatbed_consumer_pending_messages", "flatbed_resolver_mended_total", "flatbed_ingester_bytes_fetched_total"} {
+		if !registered[want] {
+			t.Fatalf("did not find %s among the registered metrics %v: has the code changed form?", want, slices.Sorted(maps.Keys(registered)))
+		}
+	}
+	data, err := os.ReadFile(filepath.Join("..", "deploy", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	inTable := false
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "| metric |") {
+			inTable = true
+			continue
+		}
+		if !inTable {
+			continue
+		}
+		if !strings.HasPrefix(line, "|") {
+			break // the table ends
+		}
+		cells := strings.Split(line, "|")
+		if len(cells) < 3 {
+			continue
+		}
+		for _, name := range deployMetricUseRE.FindAllString(cells[1], -1) {
+			documented[name] = true
+		}
+	}
+	if len(documented) == 0 {
+		t.Fatal("deploy/README.md has no metrics table (a line starting '| metric |' and its rows)")
+	}
+	for _, name := range slices.Sorted(maps.Keys(registered)) {
+		if !documented[name] {
+			t.Errorf("%s is registered but has no row in deploy/README.md's metrics table: add it with its labels", name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(documented)) {
+		if !registered[name] {
+			t.Errorf("deploy/README.md's metrics table names %s, which the code does not register", name)
 		}
 	}
 }
