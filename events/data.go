@@ -101,6 +101,11 @@ type LayerRequested struct {
 	Image Image `json:"image"`
 	Index int   `json:"index"` // position of Layer in the image's layers
 	Layer Layer `json:"layer"`
+	// Again counts the flattener's requests for a layer that this wish saw ingested and that
+	// then went missing from the store (0: the resolver's request). The ingester copies it
+	// into its layer.ingested, whose id then differs from the first's, so JetStream's
+	// duplicate window does not drop the news that the layer is back.
+	Again int `json:"again,omitempty"`
 }
 
 // LayerIngested says one layer of an image is in the store (unpacked now, or already there).
@@ -113,6 +118,7 @@ type LayerIngested struct {
 	Path           string  `json:"path"`  // .layers/xx/<hex>/layerfs, relative to the repository
 	Bytes          int64   `json:"bytes"` // compressed bytes fetched (0 when already present)
 	Seconds        float64 `json:"seconds"`
+	Again          int     `json:"again,omitempty"` // the request's Again
 }
 
 // ImageFlattened says the flat root file system and the public path exist.

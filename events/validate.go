@@ -206,13 +206,26 @@ func (e *ImageResolved) Validate() error {
 }
 
 func (e *LayerRequested) Validate() error {
-	return all(e.Job.Validate, e.Image.Validate, func() error { return checkIndex(e.Index, e.Image) }, e.Layer.Validate)
+	return all(e.Job.Validate, e.Image.Validate, func() error { return checkIndex(e.Index, e.Image) }, e.Layer.Validate,
+		func() error { return checkAgain(e.Again) })
 }
 
 func (e *LayerIngested) Validate() error {
 	return all(e.Job.Validate, e.Image.Validate, func() error { return checkIndex(e.Index, e.Image) }, e.Layer.Validate,
 		func() error { return checkRel("path", e.Path) },
-		func() error { return checkNonNegative("bytes", float64(e.Bytes), e.Seconds) })
+		func() error { return checkNonNegative("bytes", float64(e.Bytes), e.Seconds) },
+		func() error { return checkAgain(e.Again) })
+}
+
+// MaxAgain bounds how often the flattener requests a layer again that went missing from the
+// store after it was ingested, before it fails the wish naming the layer.
+const MaxAgain = 3
+
+func checkAgain(n int) error {
+	if n < 0 || n > MaxAgain {
+		return fmt.Errorf("again: %d is not between 0 and %d", n, MaxAgain)
+	}
+	return nil
 }
 
 func (e *ImageFlattened) Validate() error {

@@ -50,8 +50,13 @@ type Service struct {
 	// writes that repository's flat trees, public paths and metadata inside one
 	// cvmfs_server transaction per image (cvmfs.go).
 	CVMFS func(cvmfsRepo string) *cvmfs.Publisher
+	// Joins remembers the layers each wish saw ingested, so that one that goes missing from
+	// the store before the image is flattened is requested again (join.go). Register opens
+	// the bus's bucket; without it the records are kept in memory.
+	Joins Joins
 
-	building sync.Map // flat directory -> *sync.Mutex: one build per image in this process
+	joinsOnce sync.Once
+	building  sync.Map // flat directory -> *sync.Mutex: one build per image in this process
 }
 
 // Register adds the flattener's consumer to b.
@@ -65,12 +70,20 @@ func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
 	if s.Metrics == nil {
 		s.Metrics = NewMetrics(prometheus.DefaultRegisterer)
 	}
+	if s.Joins == nil {
+		j, err := openJoins(ctx, b)
+		if err != nil {
+			return err
+		}
+		s.Joins = j
+	}
 	return b.Handle(ctx, bus.Consumer{Name: Name, Types: events.Consumers()[Name], Concurrency: s.Concurrency, MaxAttempts: s.MaxAttempts}, s.Handle)
 }
 
 // Handle is called once per ingested layer. Only when every layer of the image is in the
-// store does it do anything: the store is the join's state, so it survives restarts and
+// store does it flatten: the store is the join's state, so it survives restarts and
 // redeliveries, and the last layer to arrive (whichever ingester brought it) triggers the flat.
+// A layer reported ingested that is no longer there is requested again (join.go).
 func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	var in events.LayerIngested
 	if err := d.Decode(&in); err != nil {
@@ -90,12 +103,13 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 		}
 		return err
 	}
-	for _, l := range desc.Layers {
-		if !st.HasLayer(l.Digest) {
-			return nil // a later layer.ingested will find them all
-		}
+	if gone := missing(st, desc); len(gone) > 0 {
+		// A later layer.ingested will find them all, unless one was ingested and then
+		// removed: that one is requested again (join.go).
+		err = s.await(ctx, in, desc, gone)
+	} else {
+		err = s.flatten(ctx, st, in, desc)
 	}
-	err = s.flatten(ctx, st, in, desc)
 	if err != nil && !errors.Is(err, context.Canceled) && (d.LastAttempt() || events.IsPermanent(err)) {
 		return s.fail(ctx, in, err)
 	}

@@ -104,7 +104,8 @@ func TestWaitsForAllLayers(t *testing.T) {
 	x := newSetup(t, "demo/hello:2.0", "registry.example/demo/hello:2.0")
 	ingest(t, x.st, x.n, 0)
 	ingest(t, x.st, x.n, 2) // layer 1 is still missing
-	for i := range x.desc.Layers {
+	// (A layer.ingested for layer 1 itself would say it was ingested and is gone: join_test.go.)
+	for _, i := range []int{0, 2, 0} {
 		if err := x.handle(t, i, 1); err != nil {
 			t.Fatalf("layer %d: %v", i, err)
 		}

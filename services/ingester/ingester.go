@@ -139,9 +139,14 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery) error {
 	}
 	rel, _ := filepath.Rel(st.Root, st.LayerFS(l.Digest))
 	out := events.LayerIngested{Job: in.Job, Image: in.Image, Index: in.Index, Layer: l, AlreadyPresent: present,
-		Path: filepath.ToSlash(rel), Bytes: fetched, Seconds: time.Since(start).Seconds()}
-	env, err := events.New(events.LayerIngestedType, source, events.ID(events.LayerIngestedType, in.Job.WishID, in.Image.Digest, l.Digest, fmt.Sprint(in.Index)),
-		in.Job, in.Job.Image, out)
+		Path: filepath.ToSlash(rel), Bytes: fetched, Seconds: time.Since(start).Seconds(), Again: in.Again}
+	id := []string{in.Job.WishID, in.Image.Digest, l.Digest, fmt.Sprint(in.Index)}
+	if in.Again > 0 {
+		// The flattener asked again for a layer that went missing after its first
+		// layer.ingested: this one must not be dropped as a duplicate of that.
+		id = append(id, "again", fmt.Sprint(in.Again))
+	}
+	env, err := events.New(events.LayerIngestedType, source, events.ID(events.LayerIngestedType, id...), in.Job, in.Job.Image, out)
 	if err != nil {
 		return err
 	}
