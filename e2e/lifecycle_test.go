@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 
 	"flatbed.dev/e2e/harness"
@@ -38,19 +37,9 @@ func podmanWith(t *testing.T, repo string, args ...string) string {
 // its own layer and tree; damage to the other is found by verify and mended by --repair.
 func TestRepositoryLifecycle(t *testing.T) {
 	reg := harness.StartRegistry(t)
-	base := tarOf(t, map[string]string{"etc/os-release": "ID=flatbed-e2e\n"})
-	gzBase := gzipOf(t, base)
-	var refs []string
-	own := map[string][]byte{}
-	for _, name := range []string{"one", "two"} {
-		top := tarOf(t, map[string]string{"app/" + name: "I am " + name + "\n"})
-		gzTop := gzipOf(t, top)
-		own[name] = gzTop
-		cfg := configOfEnv(t, []string{sha256Of(base), sha256Of(top)}, []string{"PATH=/bin", "WHO=" + name})
-		rawImage(t, reg.Host, "apps/"+name+":v1", cfg, []rawLayer{
-			{rawBlob{gzBase, types.DockerLayer}, int64(len(gzBase))}, {rawBlob{gzTop, types.DockerLayer}, int64(len(gzTop))}})
-		refs = append(refs, "apps/"+name+":v1")
-	}
+	refs, own := imagesOnABase(t, reg.Host, "one", "two")
+	// The base imagesOnABase pushes under both (tarOf and gzipOf give the same bytes again).
+	baseDigest := sha256Of(gzipOf(t, tarOf(t, map[string]string{"etc/os-release": "ID=flatbed-e2e\n"})))
 	storeRoot, state := t.TempDir(), t.TempDir()
 	t.Cleanup(func() { store.RemoveAll(storeRoot) })
 	wl := writeRawWishlist(t, reg.Host, refs)
@@ -79,8 +68,8 @@ func TestRepositoryLifecycle(t *testing.T) {
 	if listed := podmanWith(t, repo, "images", "--format", "{{.Repository}}:{{.Tag}}"); strings.Contains(listed, one) || !strings.Contains(listed, two) {
 		t.Errorf("after delete-image podman lists:\n%s", listed)
 	}
-	ownLayer := st.LayerDir(sha256Of(own["one"]))
-	if !st.HasLayer(sha256Of(own["one"])) {
+	ownLayer := st.LayerDir(own["one"])
+	if !st.HasLayer(own["one"]) {
 		t.Fatal("delete-image removed a layer: only garbage-collection may")
 	}
 	// Within the minimum age nothing is collected; a dry run changes nothing.
@@ -89,14 +78,14 @@ func TestRepositoryLifecycle(t *testing.T) {
 		t.Errorf("gc within the minimum age:\n%s", out)
 	}
 	out, _ = runFlatbed(t, 0, "gc", mpRepo, "--store-root", storeRoot, "--min-age", "-1s", "--dry-run")
-	if !strings.Contains(out, "would remove") || !st.HasLayer(sha256Of(own["one"])) {
+	if !strings.Contains(out, "would remove") || !st.HasLayer(own["one"]) {
 		t.Errorf("gc --dry-run:\n%s", out)
 	}
 	out, _ = runFlatbed(t, 0, "gc", mpRepo, "--store-root", storeRoot, "--min-age", "-1s")
 	if _, err := os.Lstat(ownLayer); err == nil {
 		t.Errorf("gc left the deleted image's own layer:\n%s", out)
 	}
-	for _, keep := range []string{sha256Of(gzBase), sha256Of(own["two"])} {
+	for _, keep := range []string{baseDigest, own["two"]} {
 		if !st.HasLayer(keep) {
 			t.Errorf("gc removed layer %s, which %s uses:\n%s", keep, two, out)
 		}
@@ -107,10 +96,10 @@ func TestRepositoryLifecycle(t *testing.T) {
 
 	// Damage two: a file removed from its own layer, a base file cut short.
 	runFlatbed(t, 0, "verify", mpRepo, "--store-root", storeRoot)
-	if err := os.Remove(filepath.Join(st.LayerFS(sha256Of(own["two"])), "app", "two")); err != nil {
+	if err := os.Remove(filepath.Join(st.LayerFS(own["two"]), "app", "two")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(filepath.Join(st.LayerFS(sha256Of(gzBase)), "etc", "os-release"), 2); err != nil {
+	if err := os.Truncate(filepath.Join(st.LayerFS(baseDigest), "etc", "os-release"), 2); err != nil {
 		t.Fatal(err)
 	}
 	out, _ = runFlatbed(t, 1, "verify", mpRepo, "--store-root", storeRoot)

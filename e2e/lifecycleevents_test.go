@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/nats-io/nats.go"
 
 	"flatbed.dev/e2e/harness"
@@ -51,19 +50,7 @@ func checkLifecycleMsg(t *testing.T, m *nats.Msg, typ string, v any) {
 // and, without --nats, in the embedded server's stream in --state-dir.
 func TestLifecycleEventsOnTheBus(t *testing.T) {
 	reg := harness.StartRegistry(t)
-	base := tarOf(t, map[string]string{"etc/os-release": "ID=flatbed-e2e\n"})
-	gzBase := gzipOf(t, base)
-	own := map[string]string{}
-	var refs []string
-	for _, name := range []string{"one", "two", "three"} {
-		top := tarOf(t, map[string]string{"app/" + name: "I am " + name + "\n"})
-		gzTop := gzipOf(t, top)
-		own[name] = sha256Of(gzTop)
-		cfg := configOfEnv(t, []string{sha256Of(base), sha256Of(top)}, []string{"WHO=" + name})
-		rawImage(t, reg.Host, "apps/"+name+":v1", cfg, []rawLayer{
-			{rawBlob{gzBase, types.DockerLayer}, int64(len(gzBase))}, {rawBlob{gzTop, types.DockerLayer}, int64(len(gzTop))}})
-		refs = append(refs, "apps/"+name+":v1")
-	}
+	refs, own := imagesOnABase(t, reg.Host, "one", "two", "three")
 	storeRoot, state := t.TempDir(), t.TempDir()
 	t.Cleanup(func() { store.RemoveAll(storeRoot) })
 	runFlatbed(t, 0, "convert", writeRawWishlist(t, reg.Host, refs), "--store-root", storeRoot, "--state-dir", state, "-i")
