@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -37,7 +36,6 @@ type lazyOpts struct {
 	concurrency                     int
 	prioritized                     string
 	dir                             string
-	certDirs                        []string
 	dbType, dbStr                   string
 	timeout                         time.Duration
 	waitForStages                   bool
@@ -58,6 +56,13 @@ The wish goes through the pipeline (resolver, lazy, notifier: in this process ov
 embedded NATS server without --nats; by the 'flatbed serve' processes with --nats) and this
 command waits for its result. --no-upload converts in this process alone and pushes nothing
 (with --dump-manifest, the converted manifest is printed).
+
+Certificates are flatbed's global registry options: --insecure, --root-ca FILE, and
+--cert-dir DIR as the convertor and docker take it (DIR/*.crt root CAs, DIR/NAME.cert with
+DIR/NAME.key a client certificate for registries that ask for one, DIR/<host:port>/ the
+same for that registry alone), or --client-cert FILE --client-key FILE. They apply to the
+stages in this process; with --nats, give them to the 'flatbed serve' processes (keys never
+travel in events).
 
 overlaybd's own block format needs overlaybd's C++ tools, which flatbed does not run; the
 formats are pluggable (pkg/lazy Register), so a converter calling them can be added.
@@ -91,21 +96,6 @@ func newLazy(g *globals) *cobra.Command {
 				user, pass, _ := strings.Cut(o.user, ":")
 				ref, _ := imageref.Parse(job.Image)
 				g.registryAuth = append(g.registryAuth, registry.WithBasicAuth(ref.Registry, user, pass))
-			}
-			if len(o.certDirs) > 0 {
-				if g.natsURL != "" {
-					return &exitError{exitUsage, errors.New("--cert-dir works when the stages run in this process (without --nats); give the 'flatbed serve' processes --root-ca")}
-				}
-				for _, d := range o.certDirs {
-					cas, err := filepath.Glob(filepath.Join(d, "*.crt"))
-					if err != nil || len(cas) == 0 {
-						return &exitError{exitUsage, fmt.Errorf("--cert-dir %s: no *.crt root CA in it", d)}
-					}
-					g.registryTLS.RootCAs = append(g.registryTLS.RootCAs, cas...)
-				}
-				if _, err := g.registryOptions(); err != nil {
-					return err
-				}
 			}
 			g.lazyConcurrency, g.lazyTempDir = o.concurrency, o.dir
 			if o.dir != "" {
@@ -142,7 +132,6 @@ func newLazy(g *globals) *cobra.Command {
 	f.IntVar(&o.concurrency, "concurrency-limit", lazy.DefaultConcurrency, "platforms of a multi-arch image converted at once, and layers over all of them")
 	f.StringVar(&o.prioritized, "prioritized-files", "", "file listing the paths eStargz puts first, one a line (e.g. what the container reads at start)")
 	f.StringVarP(&o.dir, "dir", "d", "", "directory for the temporary blobs, the estargz library's too (default: the system's)")
-	f.StringArrayVar(&o.certDirs, "cert-dir", nil, "directory whose *.crt files are root CAs trusted for the registry, as --root-ca (repeatable; client certificates are not supported)")
 	f.StringVar(&o.dbType, "db-type", "", "dedup store of converted layers and images: kv (JetStream KV, the default), mysql (MySQL or MariaDB, overlaybd's tables) or none")
 	f.StringVar(&o.dbStr, "db-str", "", "with --db-type mysql: the database, user:pass@tcp(host:port)/dbname")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Hour, "give up waiting for the pipeline's result after this long")

@@ -28,7 +28,7 @@ type globals struct {
 	maxAttempts  int
 	retryBase    time.Duration
 	registryWait time.Duration
-	registryTLS  registry.TLS // --insecure, --root-ca
+	registryTLS  registry.TLS // --insecure, --root-ca, --cert-dir, --client-cert, --client-key
 	replicas     int
 	streamMax    int64
 	maxLayer     int64
@@ -66,7 +66,7 @@ func newRoot() *cobra.Command {
 			if err := g.parseBackends(); err != nil {
 				return err
 			}
-			if _, err := g.registryOptions(); err != nil { // a --root-ca that cannot be read
+			if _, err := g.registryOptions(); err != nil { // a --root-ca, --cert-dir file or client key that cannot be read
 				return err
 			}
 			if g.natsURL != "" && connectsToNATS[cmd.Name()] {
@@ -94,6 +94,9 @@ func newRoot() *cobra.Command {
 	f.DurationVar(&g.retryBase, "retry-base", time.Second, "first redelivery delay after a failed step (doubles up to 30s)")
 	f.BoolVar(&g.registryTLS.Insecure, "insecure", false, "don't verify registries' certificate chain and host name (every stage that talks to registries)")
 	f.StringArrayVar(&g.registryTLS.RootCAs, "root-ca", nil, "PEM file of a CA trusted for registries' certificates besides the system's (repeatable)")
+	f.StringArrayVar(&g.registryTLS.CertDirs, "cert-dir", nil, "directory in docker's certs.d layout: *.crt root CAs, NAME.cert with NAME.key client certificates (mutual TLS), for every registry; <host:port>/ subdirectories holding them for that registry alone (repeatable)")
+	f.StringVar(&g.registryTLS.ClientCert, "client-cert", "", "PEM client certificate shown to registries that ask for one (mutual TLS), with --client-key")
+	f.StringVar(&g.registryTLS.ClientKey, "client-key", "", "PEM key of --client-cert (never logged)")
 	f.DurationVar(&g.registryWait, "registry-timeout", registry.DefaultTimeout, "how long a stage may retry an image's registry faults (refused, reset, stalled, busy), from the first, before the image fails")
 	root.AddCommand(newRelocate(g))
 	root.AddCommand(newLazy(g))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -159,8 +160,39 @@ func notTLS(err error) bool {
 }
 
 // tlsRefused is a TLS handshake the registry ended with an alert: its TLS settings and ours
-// have nothing in common, which no new try changes.
+// have nothing in common, or it wants a client certificate it did not get, which no new try
+// changes. An alert that says the registry itself failed (internal error) may pass.
 func tlsRefused(err error) bool {
 	var ae tls.AlertError
-	return errors.As(err, &ae)
+	if errors.As(err, &ae) {
+		return true
+	}
+	a, ok := remoteAlert(err)
+	return ok && a != "tls: internal error"
+}
+
+// remoteAlert is the TLS alert the registry sent, as crypto/tls words it ("tls: certificate
+// required"): crypto/tls gives a peer's alert as a *net.OpError "remote error" around a
+// value of an unexported type.
+func remoteAlert(err error) (string, bool) {
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "remote error" || oe.Err == nil {
+		return "", false
+	}
+	s := oe.Err.Error()
+	return s, strings.HasPrefix(s, "tls: ")
+}
+
+// clientCertAlerts are the alerts a registry that checks client certificates (mutual TLS)
+// ends the handshake with when it got none (TLS 1.3: certificate required; TLS 1.2: bad
+// certificate) or one it does not accept.
+var clientCertAlerts = map[string]bool{
+	"tls: certificate required":          true,
+	"tls: bad certificate":               true,
+	"tls: unsupported certificate":       true,
+	"tls: revoked certificate":           true,
+	"tls: expired certificate":           true,
+	"tls: unknown certificate":           true,
+	"tls: unknown certificate authority": true,
+	"tls: access denied":                 true,
 }

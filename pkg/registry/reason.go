@@ -58,10 +58,16 @@ func Reason(err error) string {
 		return certificateReason(err, host)
 	case notTLS(err):
 		return fmt.Sprintf("%s does not speak TLS (it answered the TLS handshake in plain text): if the registry serves plain HTTP, name the image with http://", host)
+	case clientCertRefused(err):
+		return clientCertReason(err, host)
 	case tlsRefused(err):
-		var ae tls.AlertError
-		errors.As(err, &ae)
-		return fmt.Sprintf("the TLS handshake with %s failed (%v): its TLS settings and ours have nothing in common; if the registry serves plain HTTP, name the image with http://", host, ae)
+		alert, ok := remoteAlert(err)
+		if !ok {
+			var ae tls.AlertError
+			errors.As(err, &ae)
+			alert = ae.Error()
+		}
+		return fmt.Sprintf("the TLS handshake with %s failed (%s): its TLS settings and ours have nothing in common, or it asks for a client certificate (give --cert-dir DIR or --client-cert FILE --client-key FILE); if the registry serves plain HTTP, name the image with http://", host, alert)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Sprintf("%s did not answer in time", host)
 	}
@@ -89,6 +95,29 @@ func certificateReason(err error, host string) string {
 		return fmt.Sprintf("the TLS certificate of %s is not valid (%v): the registry must renew it", host, ci)
 	}
 	return fmt.Sprintf("the TLS certificate of %s is not trusted: %s", host, trust)
+}
+
+// clientCertRefused is a handshake the registry ended because it wants a client
+// certificate (mutual TLS) it did not get or did not accept.
+func clientCertRefused(err error) bool {
+	a, ok := remoteAlert(err)
+	return ok && clientCertAlerts[a]
+}
+
+// clientCertReason says what the registry's alert about client certificates means: none
+// was shown (we had none, or none the registry names an issuer of), or the one shown was
+// refused.
+func clientCertReason(err error, host string) string {
+	a, _ := remoteAlert(err)
+	const give = "--cert-dir DIR (DIR/NAME.cert with its key DIR/NAME.key, for every registry, or in DIR/<host:port>/ for that one) or --client-cert FILE --client-key FILE"
+	var offered *certsOffered
+	switch {
+	case !errors.As(err, &offered):
+		return fmt.Sprintf("the registry at %s asks for a client certificate (mutual TLS) and was shown none (%s): give %s", host, a, give)
+	case a == "tls: certificate required":
+		return fmt.Sprintf("the registry at %s asks for a client certificate (mutual TLS) signed by an authority it trusts, and none of those given is (%s): give one it trusts with %s", host, a, give)
+	}
+	return fmt.Sprintf("the registry at %s did not accept our client certificate (%s): give a valid one, signed by an authority it trusts, with %s", host, a, give)
 }
 
 // hostOf is the host:port a failed request went to, as far as err tells.
