@@ -4,7 +4,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"flatbed.dev/events/bus/metric"
 )
 
 // A second bus in one process registers its metrics on the same registry: it shares the
@@ -17,16 +18,18 @@ func TestMetricsOfTwoBusesShareOneRegistry(t *testing.T) {
 	b.failed.WithLabelValues("resolver").Inc()
 	a.observe("resolver", "wish.submitted", 0, nil)
 	b.observe("resolver", "wish.submitted", 0, nil)
-	if got := testutil.ToFloat64(a.published.WithLabelValues("image.resolved")); got != 2 {
-		t.Errorf("flatbed_events_published_total = %v, want 2", got)
+	got, err := metric.Scrape(r)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := testutil.ToFloat64(a.failed.WithLabelValues("resolver")); got != 1 {
-		t.Errorf("flatbed_wishes_given_up_total = %v, want 1", got)
-	}
-	if got := testutil.ToFloat64(b.handled.WithLabelValues("resolver", "wish.submitted", "ok")); got != 2 {
-		t.Errorf("flatbed_events_handled_total = %v, want 2", got)
-	}
-	if n, err := testutil.GatherAndCount(r, "flatbed_handler_duration_seconds"); err != nil || n != 1 {
-		t.Errorf("gathered %d series of flatbed_handler_duration_seconds (%v), want 1", n, err)
+	for k, want := range map[string]float64{
+		`flatbed_events_published_total{type="image.resolved"}`:                                2,
+		`flatbed_wishes_given_up_total{consumer="resolver"}`:                                   1,
+		`flatbed_events_handled_total{consumer="resolver",outcome="ok",type="wish.submitted"}`: 2,
+		`flatbed_handler_duration_seconds_count{consumer="resolver",type="wish.submitted"}`:    2,
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v; scraped %v", k, got[k], want, got)
+		}
 	}
 }
