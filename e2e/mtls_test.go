@@ -20,7 +20,7 @@ import (
 // once, saying the registry asks for one and naming --cert-dir; with --cert-dir in docker's
 // certs.d layout (flat, or the registry's own host:port subdirectory; not another
 // registry's) or --client-cert/--client-key every stage that talks to the registry (resolver,
-// ingester, thin pusher; lazy) reads and writes it. Mistakes in the files are usage errors
+// ingester, thin pusher; lazy; the relocator) reads and writes it. Mistakes in the files are usage errors
 // naming the file, and the key is never shown.
 func TestMutualTLSRegistry(t *testing.T) {
 	files := harness.NewTLSFiles(t)
@@ -144,16 +144,29 @@ func TestMutualTLSRegistry(t *testing.T) {
 		t.Errorf("lazy --cert-dir: the converted image is not there: %v", err)
 	}
 
+	// The relocator too.
+	runFlatbed(t, 0, "relocate", "--repository-prefix", reg.Host+"/mirror", "--no-flatten", image, "--cert-dir", perHost,
+		"--state-dir", t.TempDir(), "--store-root", t.TempDir())
+	mirrored, err := name.ParseReference(reg.Host + "/mirror/" + img.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Head(mirrored, remote.WithTransport(files.Transport())); err != nil {
+		t.Errorf("relocated with --cert-dir: %v", err)
+	}
+
 	// A client certificate without its key, and a key that is not its certificate's, are
-	// usage errors naming the files.
+	// usage errors naming the files (serve's services read them before they start).
 	lonely := t.TempDir()
 	files.ClientCert(t, lonely, "client")
 	os.Remove(filepath.Join(lonely, "client.key"))
-	_, errOut := runFlatbed(t, 2, "convert", wl, "--store-root", t.TempDir(), "--state-dir", t.TempDir(), "--cert-dir", lonely)
-	if !strings.Contains(errOut, filepath.Join(lonely, "client.cert")) || !strings.Contains(errOut, "has no key client.key") {
-		t.Errorf("a .cert without its .key: %s", lastLines(errOut, 5))
+	for _, cmd := range [][]string{{"convert", wl}, {"serve"}} {
+		_, errOut := runFlatbed(t, 2, append(cmd, "--store-root", t.TempDir(), "--state-dir", t.TempDir(), "--cert-dir", lonely)...)
+		if !strings.Contains(errOut, filepath.Join(lonely, "client.cert")) || !strings.Contains(errOut, "has no key client.key") {
+			t.Errorf("%s: a .cert without its .key: %s", cmd[0], lastLines(errOut, 5))
+		}
 	}
-	_, errOut = runFlatbed(t, 2, "lazy", "-r", reg.Host+"/"+repo, "-i", tag, "--state-dir", t.TempDir(), "--store-root", t.TempDir(),
+	_, errOut := runFlatbed(t, 2, "lazy", "-r", reg.Host+"/"+repo, "-i", tag, "--state-dir", t.TempDir(), "--store-root", t.TempDir(),
 		"--client-cert", cert, "--client-key", flatKey)
 	noKey("a mismatched key", errOut)
 	if !strings.Contains(errOut, "key "+flatKey+" does not match the client certificate "+cert) {
