@@ -14,9 +14,9 @@ import (
 // Scan hands on the uncompressed tar of a layer blob, unchanged, for a consumer that unpacks
 // it elsewhere (cvmfs_server ingest), and describes it as Extract would have: the Meta the
 // flattener needs (hard links to earlier layers, implicit directories; whiteouts kept as OCI
-// marker files, as the tar has them). It checks what Extract checks of the stream — the
-// compressed digest and size, the diff_id, ".." or NUL in names, the size and entry limits —
-// and a failed check ends the returned reader with the error instead of io.EOF, so a
+// marker files, as the tar has them; the Tally of what Extract would write, where that is
+// certain). It checks what Extract checks of the stream — the compressed digest and size,
+// the diff_id, ".." or NUL in names, the size and entry limits — and a failed check ends the returned reader with the error instead of io.EOF, so a
 // consumer never sees a clean end of a bad layer: the last HoldBack bytes (the tar's end
 // blocks and padding) are handed on only once every check has passed, so a consumer that
 // stops at the end-of-archive blocks does not see them early either. Nothing is written
@@ -75,6 +75,7 @@ func scan(ctx context.Context, blob io.Reader, want Want, opts Options, out io.W
 	m := &Meta{Digest: want.Digest, DiffID: want.DiffID, Compression: compression, Whiteouts: WhiteoutOCI}
 	seen := map[string]bool{"": true}
 	parents := map[string]bool{}
+	tally := newTallier()
 	tr := tar.NewReader(passed)
 	for {
 		h, err := tr.Next()
@@ -104,6 +105,7 @@ func scan(ctx context.Context, blob io.Reader, want Want, opts Options, out io.W
 				m.Links = append(m.Links, Link{Path: name, Target: target})
 			}
 		}
+		tally.add(h, name)
 		seen[name] = true
 		for dir := path.Dir(name); dir != "." && dir != "/"; dir = path.Dir(dir) {
 			parents[dir] = true
@@ -137,6 +139,7 @@ func scan(ctx context.Context, blob io.Reader, want Want, opts Options, out io.W
 	}
 	slices.Sort(m.ImplicitDirs)
 	m.Size, m.UncompressedSize = blobD.n, diffD.n
+	m.Tally = tally.tally() // nil where what the unpacker writes is not certain (scantally.go)
 	return m, nil
 }
 

@@ -37,8 +37,10 @@ import (
 // a long-lived serve from another client, walks again, so damage is noticed at the next
 // wish. TrustStore skips the walks. A mountless CernVM-FS repository is not walked: its
 // read-only mount may be a plain client fetching catalogs over the network, and its files
-// change only through published transactions. Layers ingested into CernVM-FS record no tally
-// (the tar is streamed, never unpacked here): only their flat trees are compared there.
+// change only through published transactions. Layers streamed into CernVM-FS record the tally
+// layer.Scan predicts from their tar, compared as the dir backend's are; where it cannot be
+// predicted (devices, a path written twice in the layer, …) none is recorded and only the
+// layer's presence is checked.
 func (s *Service) sound(ctx context.Context, st *store.Store, job events.Job, r *resolution, log *slog.Logger) (bool, error) {
 	if s.TrustStore {
 		return true, nil
