@@ -68,10 +68,8 @@ func TestMutualTLSRegistry(t *testing.T) {
 		}
 		keys = append(keys, b)
 	}
-	var outputs []string
 	noKey := func(what, out string) {
 		t.Helper()
-		outputs = append(outputs, out)
 		for _, k := range keys {
 			for _, line := range bytes.Split(k, []byte("\n")) {
 				if len(line) >= 16 && !bytes.HasPrefix(line, []byte("-----")) && strings.Contains(out, string(line)) {
