@@ -103,7 +103,7 @@ func startPipeline(ctx context.Context, g *globals, services []string, listen st
 		}
 	}
 	b, err := bus.New(ctx, bus.Options{Connect: connect, Source: "flatbed", Logger: g.log, RetryBase: g.retryBase, Replicas: g.replicas,
-		StreamMaxBytes: streamMax})
+		StreamMaxBytes: streamMax, ClusterWait: g.natsWait})
 	if err != nil {
 		p.close()
 		return nil, err

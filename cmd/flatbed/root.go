@@ -79,7 +79,7 @@ func newRoot() *cobra.Command {
 	f.StringVar(&g.storeRoot, "store-root", defaultStoreRoot(), "directory holding one directory per CVMFS repository (e.g. /cvmfs)")
 	f.StringVar(&g.stateDir, "state-dir", defaultStateDir(), "where the embedded NATS server keeps its JetStream state")
 	f.StringVar(&g.natsURL, "nats", "", "NATS server URL; empty runs an embedded server")
-	f.DurationVar(&g.natsWait, "nats-wait", defaultNATSWait, "how long to wait for the --nats server to answer before giving up")
+	f.DurationVar(&g.natsWait, "nats-wait", defaultNATSWait, "how long to wait for the --nats server to answer, and for its JetStream cluster to be ready, before giving up")
 	f.StringVarP(&g.notification, "notification-file", "n", "", "append DUCC JSON-lines notifications to this file")
 	f.BoolVarP(&g.verbose, "verbose", "v", false, "debug logging")
 	f.IntVar(&g.jobs, "max-concurrent-downloads", 4, "layers fetched and unpacked at once by each ingester")

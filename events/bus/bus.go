@@ -31,7 +31,14 @@ type Options struct {
 	// StreamMaxBytes bounds the pipeline stream. 0 keeps the limit of an existing stream
 	// and creates a new one with DefaultStreamMaxBytes.
 	StreamMaxBytes int64
+	// ClusterWait is how long New waits for a JetStream cluster still forming (not yet
+	// enough peers to place the streams' replicas, no meta leader) before giving up; 0
+	// means DefaultClusterWait.
+	ClusterWait time.Duration
 }
+
+// DefaultClusterWait is how long New waits, by default, for a forming cluster.
+const DefaultClusterWait = 30 * time.Second
 
 // Bus publishes events and runs the durable consumers of the services in this process.
 type Bus struct {
@@ -85,7 +92,7 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 		}
 	}
 	b.replicas = replicas
-	if err := EnsureStreams(ctx, b.js, StreamOptions{Replicas: replicas, MaxBytes: o.StreamMaxBytes}); err != nil {
+	if err := b.ensureStreams(ctx, StreamOptions{Replicas: replicas, MaxBytes: o.StreamMaxBytes}); err != nil {
 		b.conns.closeAll()
 		return nil, err
 	}
