@@ -15,8 +15,8 @@ import (
 // flattened (an operator's rm, a gc without --nats and a low --min-age, disk trouble) is
 // requested again by the flattener, and the conversion completes within seconds instead of
 // waiting for the convert timeout. Separate `flatbed serve` processes over a real
-// nats-server; the image's own layer is slowed by a proxy (5 s) so that its base sits in the
-// store, reported ingested, while the test removes it.
+// nats-server; the image's own layer is slowed by a proxy (8 s) so that its base sits in the
+// store, reported ingested, while the flattener is restarted and the test removes the base.
 func TestLayerGoneBeforeFlatteningIsIngestedAgain(tt *testing.T) {
 	t := recordFailures(tt)
 	reg := harness.StartRegistry(t)
@@ -26,7 +26,7 @@ func TestLayerGoneBeforeFlatteningIsIngestedAgain(tt *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = px.Close() })
-	px.Add(faultproxy.Rule{Method: "GET", Path: blobRE("apps/gone", own["gone"]), Fault: faultproxy.Fault{Delay: 5 * time.Second}})
+	px.Add(faultproxy.Rule{Method: "GET", Path: blobRE("apps/gone", own["gone"]), Fault: faultproxy.Fault{Delay: 8 * time.Second}})
 	natsURL, _ := startNATSServerProcess(t)
 	storeRoot := t.TempDir()
 	repo := filepath.Join(storeRoot, mpRepo)
@@ -54,8 +54,11 @@ func TestLayerGoneBeforeFlatteningIsIngestedAgain(tt *testing.T) {
 	if base == "" {
 		t.Fatal("the base layer never appeared in the store")
 	}
-	// Let the flattener hear of it (its layer.ingested), then take it away.
+	// Let the flattener hear of it (its layer.ingested), restart it (what it remembers of the
+	// wish must outlive the process), then take the layer away.
 	time.Sleep(time.Second)
+	flattener.stop(t, mpGracefulStop)
+	flattener = startServeProcess(t, "flattener", natsURL, storeRoot, t.TempDir())
 	if _, err := os.Stat(filepath.Join(repo, ".layers", ownHex[:2], ownHex)); err == nil {
 		t.Fatal("the image's own layer was ingested already: the proxy did not hold it back")
 	}
