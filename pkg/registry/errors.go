@@ -33,6 +33,9 @@ func Temporary(err error) bool {
 	if code, ok := Status(err); ok {
 		return busy(code)
 	}
+	if noCert(err) { // a reset that is the registry's refusal (see certAskTransport)
+		return false
+	}
 	if cutOff(err) {
 		return true
 	}
@@ -75,7 +78,14 @@ func Final(err error) bool {
 	if _, ok := Status(err); ok {
 		return true
 	}
-	return noSuchHost(err) || badCertificate(err) || notTLS(err) || tlsRefused(err)
+	return noSuchHost(err) || badCertificate(err) || notTLS(err) || tlsRefused(err) || noCert(err)
+}
+
+// noCert is a registry that asked for a client certificate, was shown none and reset two new
+// connections in a row right after their handshakes (see certAskTransport).
+func noCert(err error) bool {
+	var nc *noCertShown
+	return errors.As(err, &nc)
 }
 
 // cutOff is a connection that was refused, reset, closed early or stalled.

@@ -48,6 +48,8 @@ func Reason(err error) string {
 		return fmt.Sprintf("cannot look up %s: %s (the DNS server failed)", de.Name, de.Err)
 	}
 	switch { // faults that pass first: see Temporary
+	case noCert(err):
+		return fmt.Sprintf("the registry at %s asks for a client certificate (mutual TLS) and was shown none (it reset two new connections right after their handshakes, before its alert arrived): give %s", host, clientCertFlags)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Sprintf("nothing listens on %s: is the registry up?", host)
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
@@ -104,12 +106,15 @@ func clientCertRefused(err error) bool {
 	return ok && clientCertAlerts[a]
 }
 
+// clientCertFlags are the flags that give client certificates.
+const clientCertFlags = "--cert-dir DIR (DIR/NAME.cert with its key DIR/NAME.key, for every registry, or in DIR/<host:port>/ for that one) or --client-cert FILE --client-key FILE"
+
 // clientCertReason says what the registry's alert about client certificates means: none
 // was shown (we had none, or none the registry names an issuer of), or the one shown was
 // refused.
 func clientCertReason(err error, host string) string {
 	a, _ := remoteAlert(err)
-	const give = "--cert-dir DIR (DIR/NAME.cert with its key DIR/NAME.key, for every registry, or in DIR/<host:port>/ for that one) or --client-cert FILE --client-key FILE"
+	const give = clientCertFlags
 	var offered *certsOffered
 	switch {
 	case !errors.As(err, &offered):

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
@@ -56,7 +55,7 @@ func withSchemes(o *options) {
 	}
 	inner := o.transport
 	if inner == nil {
-		inner = remote.DefaultTransport
+		inner = defaultTransport
 	}
-	o.transport = &schemeTransport{inner: withProxies(inner)} // DUCC_<R>_PROXY below the scheme
+	o.transport = &schemeTransport{inner: withProxies(&certAskTransport{inner})} // DUCC_<R>_PROXY below the scheme
 }

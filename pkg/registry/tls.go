@@ -120,7 +120,7 @@ func (t TLS) config(parent *tls.Config, files certFiles, dirRoots []string, inhe
 		cfg.Certificates = append(cfg.Certificates, pair)
 	}
 	cfg.Certificates = append(cfg.Certificates, inherited...)
-	return cfg, nil
+	return askRecorded(cfg), nil
 }
 
 // hostTLSTransport sends each request through the transport of its host's certificate
