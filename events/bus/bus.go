@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"flatbed.dev/events"
+	"flatbed.dev/events/bus/metric"
 )
 
 // Options configures a Bus.
@@ -49,6 +50,7 @@ type Bus struct {
 	conns     conns
 	metrics   *metrics
 	consumers *consumerCollector
+	gauges    *consumerGauges // shared by the buses registered on one registerer
 	replicas  int
 
 	handlers []registered  // added by Handle, started by Run
@@ -98,7 +100,8 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 	}
 	b.metrics = newMetrics(o.Registerer)
 	b.consumers = newConsumerCollector(b.js, b.log)
-	_ = o.Registerer.Register(b.consumers) // a second bus in one process reports through the first
+	b.gauges = metric.Register(o.Registerer, newConsumerGauges()) // a second bus in one process reports through the first's
+	b.gauges.join(b.consumers)
 	return b, nil
 }
 
@@ -202,6 +205,7 @@ func (b *Bus) Close() error {
 	if b.ran.Load() {
 		b.drain(func() {})
 	}
+	b.gauges.leave(b.consumers)
 	b.consumers.stop()
 	b.conns.closeAll()
 	return nil

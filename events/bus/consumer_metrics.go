@@ -16,9 +16,9 @@ import (
 // /metrics. A scrape never waits for the server: it gets the last values read, with their age.
 var ConsumerInfoInterval = 2 * time.Second
 
-// consumerCollector reports the server's view of each durable consumer this process runs:
-// how much waits, how much is in flight, how much came again. The values are read in the
-// background, so that /metrics stays fast and complete while NATS is away.
+// consumerCollector reads the server's view of each durable consumer its bus runs: how much
+// waits, how much is in flight, how much came again. The values are read in the background,
+// so that /metrics stays fast and complete while NATS is away. consumerGauges reports them.
 type consumerCollector struct {
 	js   jetstream.JetStream
 	log  *slog.Logger
@@ -29,8 +29,6 @@ type consumerCollector struct {
 	mu    sync.Mutex
 	names []string
 	last  map[string]consumerSample
-
-	pending, ackPending, redelivered, waiting, age *prometheus.Desc
 }
 
 type consumerSample struct {
@@ -39,19 +37,12 @@ type consumerSample struct {
 }
 
 func newConsumerCollector(js jetstream.JetStream, log *slog.Logger) *consumerCollector {
-	l := []string{"consumer"}
 	c := &consumerCollector{
-		js:          js,
-		log:         log,
-		kick:        make(chan struct{}, 1),
-		done:        make(chan struct{}),
-		last:        map[string]consumerSample{},
-		pending:     prometheus.NewDesc("flatbed_consumer_pending_messages", "Messages the consumer has not been delivered yet.", l, nil),
-		ackPending:  prometheus.NewDesc("flatbed_consumer_ack_pending_messages", "Messages delivered and not yet acknowledged.", l, nil),
-		redelivered: prometheus.NewDesc("flatbed_consumer_redelivered_messages", "Messages delivered more than once and not yet acknowledged.", l, nil),
-		waiting:     prometheus.NewDesc("flatbed_consumer_waiting_pulls", "Pull requests waiting for messages.", l, nil),
-		age: prometheus.NewDesc("flatbed_consumer_info_age_seconds",
-			"How old the consumer gauges are: they are read from the server every few seconds, and grow stale while it cannot be reached.", l, nil),
+		js:   js,
+		log:  log,
+		kick: make(chan struct{}, 1),
+		done: make(chan struct{}),
+		last: map[string]consumerSample{},
 	}
 	go c.refreshLoop()
 	return c
@@ -116,28 +107,83 @@ func consumerInfo(ctx context.Context, js jetstream.JetStream, name string) (*je
 	return cons.Info(ctx)
 }
 
-func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.pending
-	ch <- c.ackPending
-	ch <- c.redelivered
-	ch <- c.waiting
-	ch <- c.age
+// samples are the last values read of each consumer (none for one not read yet).
+func (c *consumerCollector) samples() map[string]consumerSample {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]consumerSample, len(c.last))
+	for _, name := range c.names {
+		if s, ok := c.last[name]; ok {
+			out[name] = s
+		}
+	}
+	return out
+}
+
+// consumerGauges is the collector of the consumer gauges, one per registerer: every bus of
+// the process that registers there (a second pipeline, a test) adds its consumers to it, so
+// a second bus reports its consumers too instead of being refused as a duplicate. A consumer
+// run by two buses is reported once, with the newer values (both read the same consumer
+// from the server).
+type consumerGauges struct {
+	mu    sync.Mutex
+	buses map[*consumerCollector]bool
+
+	pending, ackPending, redelivered, waiting, age *prometheus.Desc
+}
+
+func newConsumerGauges() *consumerGauges {
+	l := []string{"consumer"}
+	return &consumerGauges{
+		buses:       map[*consumerCollector]bool{},
+		pending:     prometheus.NewDesc("flatbed_consumer_pending_messages", "Messages the consumer has not been delivered yet.", l, nil),
+		ackPending:  prometheus.NewDesc("flatbed_consumer_ack_pending_messages", "Messages delivered and not yet acknowledged.", l, nil),
+		redelivered: prometheus.NewDesc("flatbed_consumer_redelivered_messages", "Messages delivered more than once and not yet acknowledged.", l, nil),
+		waiting:     prometheus.NewDesc("flatbed_consumer_waiting_pulls", "Pull requests waiting for messages.", l, nil),
+		age: prometheus.NewDesc("flatbed_consumer_info_age_seconds",
+			"How old the consumer gauges are: they are read from the server every few seconds, and grow stale while it cannot be reached.", l, nil),
+	}
+}
+
+// join adds a bus's consumers to the gauges; leave takes them away when the bus closes.
+func (g *consumerGauges) join(c *consumerCollector) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.buses[c] = true
+}
+
+func (g *consumerGauges) leave(c *consumerCollector) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.buses, c)
+}
+
+func (g *consumerGauges) Describe(ch chan<- *prometheus.Desc) {
+	ch <- g.pending
+	ch <- g.ackPending
+	ch <- g.redelivered
+	ch <- g.waiting
+	ch <- g.age
 }
 
 // Collect serves the last values read; it never calls the server.
-func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, name := range c.names {
-		s, ok := c.last[name]
-		if !ok {
-			continue // not read yet
+func (g *consumerGauges) Collect(ch chan<- prometheus.Metric) {
+	g.mu.Lock()
+	all := map[string]consumerSample{}
+	for c := range g.buses {
+		for name, s := range c.samples() {
+			if old, ok := all[name]; !ok || s.at.After(old.at) {
+				all[name] = s
+			}
 		}
+	}
+	g.mu.Unlock()
+	for name, s := range all {
 		info := s.info
-		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(info.NumPending), name)
-		ch <- prometheus.MustNewConstMetric(c.ackPending, prometheus.GaugeValue, float64(info.NumAckPending), name)
-		ch <- prometheus.MustNewConstMetric(c.redelivered, prometheus.GaugeValue, float64(info.NumRedelivered), name)
-		ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, float64(info.NumWaiting), name)
-		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, time.Since(s.at).Seconds(), name)
+		ch <- prometheus.MustNewConstMetric(g.pending, prometheus.GaugeValue, float64(info.NumPending), name)
+		ch <- prometheus.MustNewConstMetric(g.ackPending, prometheus.GaugeValue, float64(info.NumAckPending), name)
+		ch <- prometheus.MustNewConstMetric(g.redelivered, prometheus.GaugeValue, float64(info.NumRedelivered), name)
+		ch <- prometheus.MustNewConstMetric(g.waiting, prometheus.GaugeValue, float64(info.NumWaiting), name)
+		ch <- prometheus.MustNewConstMetric(g.age, prometheus.GaugeValue, time.Since(s.at).Seconds(), name)
 	}
 }
