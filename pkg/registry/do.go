@@ -47,7 +47,7 @@ func do(ctx context.Context, o *options, c *Client, op func([]remote.Option) err
 			}
 			return fmt.Errorf("%w: %w", ctx.Err(), err)
 		}
-		if !Temporary(err) {
+		if !o.retried(err) {
 			return err
 		}
 		wait, ok := b.fault(n, "")

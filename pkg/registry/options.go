@@ -2,7 +2,9 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -45,6 +47,7 @@ type options struct {
 	backoff   remote.Backoff
 	timeout   time.Duration
 	jobs      int
+	final     func(error) bool // faults that are final for these operations though Temporary
 }
 
 // WithBasicAuth uses user and password for registry (a host[:port] as in
@@ -89,6 +92,22 @@ func WithUserAgent(ua string) Option {
 // faults one operation may meet before it fails, whatever is left of the registry timeout.
 func WithRetryBackoff(b remote.Backoff) Option {
 	return func(o *options) { o.backoff = b }
+}
+
+// WithFinal makes the faults final says are final for the operations of these options though
+// Temporary: neither their requests nor Do try them again. A quick check (is the image
+// there?) takes a refused connection (Refused) for an answer, where a conversion waits for a
+// registry that restarts.
+func WithFinal(final func(error) bool) Option {
+	return func(o *options) { o.final = final }
+}
+
+// Refused is a connection the registry's host refused: nothing listens on its port.
+func Refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// retried says whether err is tried again: it is Temporary and not final by WithFinal.
+func (o *options) retried(err error) bool {
+	return Temporary(err) && (o.final == nil || !o.final(err))
 }
 
 // WithTimeout sets the registry timeout (DefaultTimeout when d <= 0): how long one operation
@@ -176,5 +195,5 @@ func (o *options) roundTripper(b *budget) http.RoundTripper {
 	if base == nil {
 		base = remote.DefaultTransport
 	}
-	return &retryTransport{inner: base, budget: b, fresh: o.budget, codes: RetryStatusCodes, stall: stallTimeout()}
+	return &retryTransport{inner: base, budget: b, fresh: o.budget, codes: RetryStatusCodes, stall: stallTimeout(), retried: o.retried}
 }

@@ -46,6 +46,8 @@ type retryTransport struct {
 	fresh  func() *budget // else a budget for the request alone
 	codes  []int
 	stall  time.Duration // 0 = no stall detection
+	// retried says whether a fault is tried again (nil: Temporary ones); see WithFinal.
+	retried func(error) bool
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -64,7 +66,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		retryAfter := ""
 		switch {
 		case err != nil:
-			if !Temporary(err) || req.Context().Err() != nil {
+			if !t.retry(err) || req.Context().Err() != nil {
 				return nil, err
 			}
 			fault = err
@@ -99,6 +101,13 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 	}
+}
+
+func (t *retryTransport) retry(err error) bool {
+	if t.retried == nil {
+		return Temporary(err)
+	}
+	return t.retried(err)
 }
 
 // sleep waits d, or until ctx ends.

@@ -308,10 +308,10 @@ func (s *Service) reachable(ctx context.Context, ref imageref.Ref) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	ctx = registry.ContextWithScheme(ctx, ref.Scheme, ref.Registry)
-	return s.reg.Do(ctx, func(ro []remote.Option) error {
+	return registry.Explain(s.reg.Do(ctx, func(ro []remote.Option) error {
 		_, err := remote.Head(gref, ro...)
 		return err
-	})
+	}))
 }
 
 // job is the wish.submitted job of the wish's last submission.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -74,7 +75,9 @@ func (s *Service) Open(ctx context.Context, js jetstream.JetStream, replicas int
 		return err
 	}
 	s.rec = rec
-	s.reg = registry.NewClient(s.Registry...)
+	// A registry that refuses the connection answers the reachability check: nothing listens
+	// there now, and a wish is not held for the registry timeout waiting for it.
+	s.reg = registry.NewClient(append(slices.Clone(s.Registry), registry.WithFinal(registry.Refused))...)
 	s.changedC = make(chan struct{})
 	return nil
 }
