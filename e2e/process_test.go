@@ -313,8 +313,13 @@ func natsServerReady(url string) error {
 // (its "serving" log line, then /readyz answering 200 on its metrics address).
 func startServeProcess(t testing.TB, service, natsURL, storeRoot, stateDir string) *childProcess {
 	t.Helper()
-	p := startChild(t, context.Background(), "serve "+service, flatbedBin, "serve", service,
-		"--nats", natsURL, "--store-root", storeRoot, "--state-dir", stateDir, "--metrics-addr", "127.0.0.1:0")
+	return waitServeReady(t, startChild(t, context.Background(), "serve "+service, flatbedBin, "serve", service,
+		"--nats", natsURL, "--store-root", storeRoot, "--state-dir", stateDir, "--metrics-addr", "127.0.0.1:0"))
+}
+
+// waitServeReady waits (up to 30 s) until the `flatbed serve` process p answers /readyz.
+func waitServeReady(t testing.TB, p *childProcess) *childProcess {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	client := &http.Client{Timeout: 2 * time.Second}
 	for {
