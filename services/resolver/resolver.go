@@ -51,7 +51,8 @@ type Service struct {
 
 	clientOnce sync.Once
 	client     *registry.Client
-	checks     checks // what each run has walked (sound.go)
+	checks     checks             // what each run has walked (sound.go)
+	removeAll  func(string) error // store.RemoveAll; tests refuse it as a read-only mount would
 }
 
 // DefaultMaxLayers bounds the layers of an image: docker runs at most 127, and every layer

@@ -4,11 +4,13 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -119,7 +121,11 @@ func (s *Service) mend(ctx context.Context, st *store.Store, p *cvmfs.Publisher,
 	rel, _ := filepath.Rel(st.Root, dir)
 	log.Warn("the store changed since the image was converted: removing what drifted to convert it again", "path", rel, "drift", d)
 	remove := func() error {
-		if err := store.RemoveAll(dir); err != nil {
+		removeAll := store.RemoveAll
+		if s.removeAll != nil {
+			removeAll = s.removeAll
+		}
+		if err := removeAll(dir); err != nil {
 			return fmt.Errorf("removing %s, which changed since it was made (%s): %w; remove it by hand or run verify --repair", dir, d, err)
 		}
 		s.Metrics.mended(part)
@@ -131,10 +137,23 @@ func (s *Service) mend(ctx context.Context, st *store.Store, p *cvmfs.Publisher,
 	} else {
 		err = p.Transaction(ctx, func(string) error { return remove() })
 	}
+	if cannotWrite(err) {
+		// A resolver deployed with the store mounted read-only (deploy/ does so) can find
+		// damage but not remove it: trying again changes nothing, and the writers would
+		// skip what is there, so say what to do instead of reporting the image converted.
+		return "", events.Permanent(fmt.Errorf("%s in the store changed since it was made (%s), and this resolver cannot remove it (%w): run 'flatbed verify %s --repair' where the store is writable, give the resolver write access to the store, or start it with --trust-store to skip this check",
+			rel, d, err, filepath.Base(st.Root)))
+	}
 	if err != nil {
 		return "", storeError{err}
 	}
 	return d, nil
+}
+
+// cannotWrite says err is the file system refusing this process a change: a read-only mount
+// or missing permission, which no retry mends.
+func cannotWrite(err error) bool {
+	return errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)
 }
 
 // storeError is a failure to mend the store: not the wish's fault, so not permanent (the bus

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -206,5 +208,29 @@ func TestUnmendableNowIsTriedAgain(t *testing.T) {
 	}
 	if !x.st.HasLayer(x.layers[0]) {
 		t.Error("the layer was removed without its lease")
+	}
+}
+
+// A resolver whose store is mounted read-only (as deploy/ mounts it) finds damage it cannot
+// remove: the wish fails at once saying what to do, instead of being tried again for nothing
+// or reported converted while the damage stays.
+func TestUnmendableByThisResolverFailsSayingWhatToDo(t *testing.T) {
+	host := registrytest.Serve(t, nil)
+	pushDemo(t, host)
+	s, _ := newService(t)
+	s.removeAll = func(dir string) error { return &os.PathError{Op: "unlinkat", Path: dir, Err: syscall.EROFS} }
+	x := newSoundStore(t, s, host, 10)
+	if err := os.Remove(filepath.Join(x.st.LayerFS(x.layers[0]), "d0", "f3")); err != nil {
+		t.Fatal(err)
+	}
+	job := eventstest.Job("http://" + host + "/demo/hello:1.0")
+	err := s.Handle(context.Background(), eventstest.Delivery(t, events.WishSubmittedType, job, events.WishSubmitted{Job: job}, 1))
+	if err == nil || !events.IsPermanent(err) {
+		t.Fatalf("Handle = %v, want a permanent failure", err)
+	}
+	for _, want := range []string{"changed since it was made", "read-only file system", "verify", "--repair", "--trust-store"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
 	}
 }
