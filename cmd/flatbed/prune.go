@@ -24,9 +24,9 @@ func newPruneImages(g *globals) *cobra.Command {
 		Long: `Ask, for every image recorded in repository REPO (multi-arch ones by their index), the
 registry it was converted from whether its tag still exists (one HEAD of the manifest,
 confirmed by a GET when the answer is 404), with the same credentials, --insecure,
---root-ca, DUCC_<R>_PROXY and --registry-timeout as convert, and delete, as delete-image
-does, those whose tag the registry says is gone (404, MANIFEST_UNKNOWN, NAME_UNKNOWN). An
-image pinned to a digest stays as long as the registry has that manifest. Their layers and
+--root-ca, --cert-dir, --client-cert/--client-key, DUCC_<R>_PROXY and --registry-timeout
+as convert, and delete, as delete-image does, those whose tag the registry says is gone
+(404, MANIFEST_UNKNOWN, NAME_UNKNOWN). An image pinned to a digest stays as long as the registry has that manifest. Their layers and
 flat trees stay until garbage-collection.
 
 Any other answer (refused credentials, a busy, rate-limiting or unreachable registry)

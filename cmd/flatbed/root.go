@@ -54,7 +54,7 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "flatbed",
 		Short:         "Publish container images unpacked into a CernVM-FS style store",
-		Long:          "flatbed converts container images into DUCC's unpacked layout (.layers, .flat, public symlinks, thin images)\nwith a pipeline of services (resolver, ingester, flattener, thinpusher, relocator, notifier) talking over NATS JetStream.\n\n" + exitCodesHelp,
+		Long:          "flatbed converts container images into DUCC's unpacked layout (.layers, .flat, public symlinks, thin images)\nwith a pipeline of services (resolver, ingester, flattener, thinpusher, notifier; relocator, exporter and lazy for the other outputs; frontdoor for HTTP) talking over NATS JetStream.\n\n" + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
