@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -22,6 +23,31 @@ type s3Backend struct {
 	client *minio.Client
 	bucket string
 	prefix string // "" or "path/" inside the bucket
+
+	mu      sync.Mutex
+	tmpKept bool // tmpMarker was written by this process
+}
+
+// tmpMarker is a small object that stays in tmp/ for good. S3-compatible servers that keep
+// objects as files (s3rver) remove a directory a delete leaves empty; when one writer's
+// temporary was deleted just as another writer's upload into tmp/ was about to open its file,
+// that upload failed, and s3rver 3.7 died of it. With the marker tmp/ is never empty. Sweeps
+// and verify pass it over.
+const tmpMarker = "tmp/.keep"
+
+// keepTmp writes tmpMarker once per process, before the first temporary.
+func (s *s3Backend) keepTmp(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tmpKept {
+		return nil
+	}
+	const note = "flatbed keeps this object so that tmp/ is never empty\n" // not empty: some servers refuse a PUT without a length
+	if _, err := s.client.PutObject(ctx, s.bucket, s.prefix+tmpMarker, strings.NewReader(note), int64(len(note)), minio.PutObjectOptions{ContentType: "text/plain"}); err != nil {
+		return s.explain(tmpMarker, err)
+	}
+	s.tmpKept = true
+	return nil
 }
 
 // partSize bounds what a multipart upload of a large blob holds in memory at once.
@@ -100,6 +126,9 @@ func (s *s3Backend) put(ctx context.Context, key string, r io.Reader, size int64
 		}
 		return nil
 	}
+	if err := s.keepTmp(ctx); err != nil {
+		return err
+	}
 	var rnd [12]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := s.prefix + "tmp/" + hex.EncodeToString(rnd[:])
@@ -170,7 +199,7 @@ func (s *s3Backend) sweep(ctx context.Context, age time.Duration) (int, error) {
 		if o.Err != nil {
 			return n, s.explain("tmp/", o.Err)
 		}
-		if time.Since(o.LastModified) < age {
+		if o.Key == s.prefix+tmpMarker || time.Since(o.LastModified) < age {
 			continue
 		}
 		if err := s.client.RemoveObject(ctx, s.bucket, o.Key, minio.RemoveObjectOptions{}); err != nil && !missing(err) {

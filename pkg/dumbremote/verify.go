@@ -66,7 +66,11 @@ func (r *Remote) Verify(ctx context.Context) (Report, error) {
 		}
 	}
 	if tmp, err := r.b.list(ctx, "tmp/"); err == nil {
-		rep.Temporary = len(tmp)
+		for _, k := range tmp {
+			if k != tmpMarker {
+				rep.Temporary++
+			}
+		}
 	}
 	for _, dir := range []string{"refs/", "ids/"} {
 		refs, err := r.b.list(ctx, dir)

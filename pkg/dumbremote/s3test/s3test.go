@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"regexp"
@@ -61,9 +62,16 @@ func Start(t testing.TB, bucket string) *Server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
 	t.Cleanup(func() {
+		select {
+		case err := <-exited: // it died while the test ran: say so, whatever the test's outcome
+			t.Errorf("s3rver exited while the test ran (%v); its stderr:\n%s", err, stderr.String())
+			return
+		default:
+		}
 		cancel()
-		_ = cmd.Wait()
+		<-exited
 		if t.Failed() {
 			t.Logf("s3rver's stderr:\n%s", stderr.String())
 		}
@@ -71,6 +79,11 @@ func Start(t testing.TB, bucket string) *Server {
 	port := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
+		sc.Buffer(nil, 1<<20)
+		defer func() {
+			_, _ = io.Copy(io.Discard, out) // keep draining: a blocked stdout would stall the server
+			exited <- cmd.Wait()
+		}()
 		sent := false
 		for sc.Scan() {
 			if m := listening.FindStringSubmatch(sc.Text()); m != nil && !sent {
