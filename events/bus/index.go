@@ -2,27 +2,19 @@ package bus
 
 import (
 	"context"
-	"errors"
 	"fmt"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"flatbed.dev/events"
 )
 
 var _ events.Indexes = (*Descriptions)(nil)
 
-// PutIndex stores a multi-arch image's raw index under its digest, unless already there.
+// PutIndex stores a multi-arch image's raw index under its digest, unless already there whole.
 func (s *Descriptions) PutIndex(ctx context.Context, digest string, raw []byte) error {
 	if err := events.CheckIndex(digest, raw); err != nil {
 		return err
 	}
-	if _, err := s.obs.GetInfo(ctx, digest); err == nil {
-		return nil
-	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
-		return fmt.Errorf("storing the index %s: %w", digest, err)
-	}
-	if _, err := s.obs.PutBytes(ctx, digest, raw); err != nil {
+	if err := s.store(ctx, digest, raw); err != nil {
 		return fmt.Errorf("storing the index %s: %w", digest, err)
 	}
 	return nil
