@@ -79,8 +79,8 @@ func newConvertSingle(g *globals) *cobra.Command {
 			if _, err := imageref.Parse(args[0]); err != nil {
 				return &exitError{exitParseWishlist, fmt.Errorf("IMAGE argument: %w", err)}
 			}
-			if err := wishlist.CheckRepo(args[1]); err != nil {
-				return &exitError{exitParseWishlist, fmt.Errorf("REPO argument: %w", err)}
+			if err := checkRepoArg(g, args[1]); err != nil {
+				return err
 			}
 			if output != "" {
 				if err := imageref.CheckFormat(output); err != nil {

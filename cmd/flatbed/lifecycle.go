@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -19,10 +20,26 @@ import (
 	"flatbed.dev/pkg/wishlist"
 )
 
+// checkRepoArg checks a REPO argument. DUCC's users know a repository by its path on a
+// publisher (/cvmfs/unpacked.cern.ch): given a path, the error says which --store-root and
+// name mean it.
+func checkRepoArg(g *globals, repo string) error {
+	err := wishlist.CheckRepo(repo)
+	if err == nil {
+		return nil
+	}
+	if strings.HasPrefix(repo, "/") || strings.HasPrefix(repo, ".") {
+		abs, _ := filepath.Abs(repo)
+		err = fmt.Errorf("%w; REPO is the repository's name, a directory under --store-root (now %s): for %s give --store-root %s %s",
+			err, g.storeRoot, abs, filepath.Dir(abs), filepath.Base(abs))
+	}
+	return &exitError{exitParseWishlist, fmt.Errorf("REPO argument: %w", err)}
+}
+
 // openRepo opens repository repo under --store-root, which must exist.
 func openRepo(g *globals, repo string) (*store.Store, error) {
-	if err := wishlist.CheckRepo(repo); err != nil {
-		return nil, &exitError{exitParseWishlist, fmt.Errorf("REPO argument: %w", err)}
+	if err := checkRepoArg(g, repo); err != nil {
+		return nil, err
 	}
 	st, err := store.Open(g.storeRoot, repo)
 	if err != nil {

@@ -43,6 +43,10 @@ func TestUsageErrorsAndRuntimeFailures(t *testing.T) {
 		{"unknown service", []string{"serve", "nosuch"}, exitUsage, []string{`unknown service "nosuch"`}},
 		{"bad --nats-listen", []string{"serve", "--nats-listen", "nonsense", "--state-dir", state}, exitUsage, []string{`--nats-listen "nonsense"`}},
 
+		{"REPO given as a path", []string{"gc", "/cvmfs/unpacked.cern.ch", "--store-root", dir}, exitParseWishlist,
+			[]string{`"/cvmfs/unpacked.cern.ch"`, "give --store-root /cvmfs unpacked.cern.ch"}},
+		{"REPO given as a path to convert", []string{"convert-single-image", "http://127.0.0.1:5055/demo/hello:1.0", "/srv/store/r.example.org"}, exitParseWishlist,
+			[]string{"give --store-root /srv/store r.example.org"}},
 		{"wishlist missing", []string{"convert", filepath.Join(dir, "missing.yaml")}, exitReadWishlist, []string{"missing.yaml"}},
 		{"no NATS server", []string{"convert", wl, "--nats", "nats://" + closed, "--nats-wait", "300ms", "--state-dir", state},
 			exitSomeFailed, []string{"no NATS server answered at nats://" + closed + " within 300ms", "start it first"}},
