@@ -47,6 +47,8 @@ func TestUsageErrorsAndRuntimeFailures(t *testing.T) {
 			[]string{`"/cvmfs/unpacked.cern.ch"`, "give --store-root /cvmfs unpacked.cern.ch"}},
 		{"REPO given as a path to convert", []string{"convert-single-image", "http://127.0.0.1:5055/demo/hello:1.0", "/srv/store/r.example.org"}, exitParseWishlist,
 			[]string{"give --store-root /srv/store r.example.org"}},
+		{"no front door token", []string{"wish", "ls", "--state-dir", filepath.Join(dir, "fresh")}, exitSomeFailed,
+			[]string{"no front door token at " + filepath.Join(dir, "fresh", "frontdoor.token"), "flatbed serve frontdoor", "--token-file"}},
 		{"wishlist missing", []string{"convert", filepath.Join(dir, "missing.yaml")}, exitReadWishlist, []string{"missing.yaml"}},
 		{"no NATS server", []string{"convert", wl, "--nats", "nats://" + closed, "--nats-wait", "300ms", "--state-dir", state},
 			exitSomeFailed, []string{"no NATS server answered at nats://" + closed + " within 300ms", "start it first"}},

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -51,6 +53,9 @@ func frontdoorFlagsOf(g *globals, cmd *cobra.Command) func() (*frontdoorClient, 
 			tokenFile = filepath.Join(g.stateDir, "frontdoor.token")
 		}
 		raw, err := os.ReadFile(tokenFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no front door token at %s: a front door writes it there when it first starts ('flatbed serve' or 'flatbed serve frontdoor' with the same --state-dir); give another with --token-file or FLATBED_TOKEN_FILE", tokenFile)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading the front door's token: %w (give the file 'flatbed serve frontdoor' uses with --token-file or FLATBED_TOKEN_FILE)", err)
 		}
