@@ -236,3 +236,98 @@ func mustManifestWithBlob(t *testing.T, host string, r *Result, blob string) str
 	}
 	return h.String()
 }
+
+// With a registry that has the referrers API (distribution 2.8, the e2e registry, has only the
+// tag fallback), --referrer's converted manifests are listed by GET /v2/<repo>/referrers/<digest>
+// for the original, for an image and for each platform of an index, and no fallback tag is
+// written.
+func TestConvertReferrersAPI(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true)))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	c, _ := New(Estargz, Options{})
+
+	img, _ := random.Image(1024, 2)
+	single := mustRef(t, host+"/one:1")
+	if err := remote.Write(single, img); err != nil {
+		t.Fatal(err)
+	}
+	res := convertTo(t, single, host+"/one:1-esgz", nil, Request{Format: Estargz, Converter: c, Referrer: true, Concurrency: 1})
+	imgDigest, _ := img.Digest()
+	assertReferrer(t, host+"/one", imgDigest, res.Digest, EstargzArtifactType)
+
+	var adds []mutate.IndexAddendum
+	for _, arch := range []string{"amd64", "arm64"} {
+		pi, _ := random.Image(1024, 1)
+		adds = append(adds, mutate.IndexAddendum{Add: pi, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	idx := mutate.AppendManifests(empty.Index, adds...)
+	multi := mustRef(t, host+"/multi:1")
+	if err := remote.WriteIndex(multi, idx); err != nil {
+		t.Fatal(err)
+	}
+	res = convertTo(t, multi, host+"/multi:1-esgz", nil, Request{Format: Estargz, Converter: c, Referrer: true, Concurrency: 2})
+	idxDigest, _ := idx.Digest()
+	assertReferrer(t, host+"/multi", idxDigest, res.Digest, EstargzArtifactType)
+	srcIM, _ := idx.IndexManifest()
+	got, err := remote.Index(mustRef(t, host+"/multi:1-esgz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := got.IndexManifest()
+	for i, m := range im.Manifests {
+		assertReferrer(t, host+"/multi", srcIM.Manifests[i].Digest, m.Digest, EstargzArtifactType)
+	}
+	tags, err := remote.List(mustRepo(t, host+"/multi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range tags {
+		if strings.HasPrefix(tag, "sha256-") {
+			t.Errorf("fallback tag %s written although the registry has the referrers API", tag)
+		}
+	}
+}
+
+// assertReferrer checks that the referrers API of repo lists want for subject, and that want
+// itself carries artifactType. (go-containerregistry's registry fills a listing's artifactType
+// from the config's media type only, as an early draft of the spec did, so the manifest is
+// read for it.)
+func assertReferrer(t *testing.T, repo string, subject, want v1.Hash, artifactType string) {
+	t.Helper()
+	refs, err := remote.Referrers(mustRepo(t, repo).Digest(subject.String()))
+	if err != nil {
+		t.Fatalf("referrers of %s: %v", subject, err)
+	}
+	im, _ := refs.IndexManifest()
+	for _, m := range im.Manifests {
+		if m.Digest != want {
+			continue
+		}
+		d, err := remote.Get(mustRepo(t, repo).Digest(want.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			ArtifactType string         `json:"artifactType"`
+			Subject      *v1.Descriptor `json:"subject"`
+		}
+		if err := json.Unmarshal(d.Manifest, &body); err != nil {
+			t.Fatal(err)
+		}
+		if body.ArtifactType != artifactType || body.Subject == nil || body.Subject.Digest != subject {
+			t.Errorf("referrer %s of %s: artifactType %q, subject %v; want %q and %s", want, subject, body.ArtifactType, body.Subject, artifactType, subject)
+		}
+		return
+	}
+	t.Errorf("the referrers API lists %d manifest(s) for %s, not the converted %s: %+v", len(im.Manifests), subject, want, im.Manifests)
+}
+
+func mustRepo(t *testing.T, s string) name.Repository {
+	t.Helper()
+	r, err := name.NewRepository(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
