@@ -3,11 +3,9 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -46,27 +44,8 @@ func TestOutputsSurviveRandomSIGKILLs(t *testing.T) {
 		append(append([]string{"relocate", "--repository-prefix", dst.URL() + "/mirror", "--mapping", mapping}, common...), refs...)...)
 	export := startChild(t, ctx, "export", flatbedBin, append(append([]string{"export", remote}, common...), refs...)...)
 
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	kills := 0
-	deadline := time.Now().Add(3 * time.Minute)
-	for kills < 8 || !reloc.exited() || !export.exited() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no end after %d kills", kills)
-		}
-		time.Sleep(time.Duration(100+rng.IntN(600)) * time.Millisecond)
-		if kills >= 8 {
-			continue // enough chaos: let the runs finish
-		}
-		victim := chaosOutputServices[rng.IntN(len(chaosOutputServices))]
-		p := procs[victim]
-		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		<-p.done
-		kills++
-		t.Logf("kill %d: %s", kills, victim)
-		procs[victim] = startServeProcess(t, victim, natsURL, store, t.TempDir())
-	}
+	killRandomly(t, procs, chaosOutputServices, 8, 3*time.Minute, func() bool { return reloc.exited() && export.exited() },
+		func(s string) *childProcess { return startServeProcess(t, s, natsURL, store, t.TempDir()) })
 	if !reloc.expectExit0(t) {
 		t.Errorf("relocate output:\n%s", childLogTail(reloc.stdout))
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -77,6 +76,34 @@ func watchFinalNames(t *testing.T, repo string, stop <-chan struct{}) *sync.Wait
 	return &wg
 }
 
+// killRandomly SIGKILLs a random one of services (their processes in procs) every 0.1-0.8 s
+// and restarts it with start, n times, then waits until done says the run under test is over;
+// it fails t if that takes longer than limit.
+func killRandomly(t *testing.T, procs map[string]*childProcess, services []string, n int, limit time.Duration, done func() bool, start func(service string) *childProcess) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 42))
+	kills := 0
+	deadline := time.Now().Add(limit)
+	for kills < n || !done() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no end after %d kills", kills)
+		}
+		time.Sleep(time.Duration(100+rng.IntN(700)) * time.Millisecond)
+		if kills >= n {
+			continue // enough chaos: let the run finish
+		}
+		victim := services[rng.IntN(len(services))]
+		p := procs[victim]
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-p.done
+		kills++
+		t.Logf("kill %d: %s", kills, victim)
+		procs[victim] = start(victim)
+	}
+}
+
 // TestSurvivesRandomSIGKILLs converts at least 10 images with every service as its own
 // process while a random service is killed with SIGKILL at random moments (at least 10
 // times) and restarted. The store must end up identical to an undisturbed run, nothing
@@ -101,27 +128,9 @@ func TestSurvivesRandomSIGKILLs(tt *testing.T) {
 	watcher := watchFinalNames(t, filepath.Join(store, mpRepo), stop)
 	conv := mpStartConvert(t, "convert", wl, "--nats", natsURL, "--store-root", store)
 
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 42))
-	var kills atomic.Int32
-	deadline := time.Now().Add(2 * time.Minute)
-	for kills.Load() < 10 || !conv.exited() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no end after %d kills", kills.Load())
-		}
-		time.Sleep(time.Duration(100+rng.IntN(700)) * time.Millisecond)
-		if kills.Load() >= 10 {
-			continue // enough chaos: let the run finish
-		}
-		victim := mpServices[rng.IntN(len(mpServices))]
-		p := procs[victim]
-		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		<-p.done
-		kills.Add(1)
-		t.Logf("kill %d: %s", kills.Load(), victim)
-		procs[victim] = startServeProcess(t, victim, natsURL, store, t.TempDir())
-	}
+	killRandomly(t, procs, mpServices, 10, 2*time.Minute, conv.exited, func(s string) *childProcess {
+		return startServeProcess(t, s, natsURL, store, t.TempDir())
+	})
 	close(stop)
 	watcher.Wait()
 	if !conv.expectExit0(t) {
