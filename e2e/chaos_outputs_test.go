@@ -101,6 +101,8 @@ func TestOutputsSurviveRandomSIGKILLs(t *testing.T) {
 			t.Errorf("%s exported and imported back is %s, the source's is %s", name, got, want)
 		}
 	}
+	// One result for each wish: a relocation and an export per image.
+	checkOneResultPerWish(t, natsURL, 2*len(imgs))
 	for _, s := range chaosOutputServices {
 		procs[s].stop(t, mpGracefulStop)
 	}

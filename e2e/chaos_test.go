@@ -139,6 +139,16 @@ func TestSurvivesRandomSIGKILLs(tt *testing.T) {
 	mpCompareStores(t, ref, store)
 
 	// Exactly one conversion.completed per image in the stream.
+	checkOneResultPerWish(t, natsURL, len(imgs))
+	for _, s := range mpServices {
+		procs[s].stop(t, mpGracefulStop)
+	}
+}
+
+// checkOneResultPerWish reads every result in the stream on natsURL: there must be no
+// conversion.failed and exactly one conversion.completed for each of wishes wishes.
+func checkOneResultPerWish(t *testing.T, natsURL string, wishes int) {
+	t.Helper()
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		t.Fatal(err)
@@ -176,15 +186,12 @@ func TestSurvivesRandomSIGKILLs(tt *testing.T) {
 	if failed != 0 {
 		t.Errorf("%d conversion.failed events", failed)
 	}
-	if len(perWish) != len(imgs) {
-		t.Errorf("conversion.completed for %d wishes, want %d", len(perWish), len(imgs))
+	if len(perWish) != wishes {
+		t.Errorf("conversion.completed for %d wishes, want %d", len(perWish), wishes)
 	}
 	for w, n := range perWish {
 		if n != 1 {
 			t.Errorf("wish %s completed %d times, want once", w, n)
 		}
-	}
-	for _, s := range mpServices {
-		procs[s].stop(t, mpGracefulStop)
 	}
 }
