@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"flatbed.dev/events/porttest"
 )
 
 // How much of each log file is printed when a test fails: the last lines, each cut short.
@@ -253,15 +254,14 @@ func (p *childProcess) expectExit0(t testing.TB) bool {
 	return true
 }
 
-// childFreePort returns a loopback TCP port that was free a moment ago.
+// childFreePort returns a loopback TCP port that was free a moment ago (porttest.Free).
 func childFreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := porttest.Free()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // startNATSServerProcess runs natsServerBin with JetStream on a free loopback port and waits

@@ -3,7 +3,6 @@ package harness
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"flatbed.dev/events/porttest"
 )
 
 // Registry is a docker-registry (distribution v2.8) process serving plain
@@ -159,12 +160,11 @@ func startRegistry(t testing.TB, bin string, opts []RegistryOption) (*Registry, 
 
 // freePort returns "127.0.0.1:port" for a port that was free a moment ago.
 func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := porttest.Free()
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return fmt.Sprintf("127.0.0.1:%d", p), nil
 }
 
 var errNoSync = errors.New("sync request not in the access log")

@@ -3,8 +3,8 @@ package bus_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"flatbed.dev/events/bus"
+	"flatbed.dev/events/porttest"
 )
 
 // cluster is three in-process NATS nodes routed to each other, started one by one.
@@ -31,12 +32,34 @@ func newCluster(t *testing.T, name string) *cluster {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := porttest.Free()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
+}
+
+// serverLog keeps what a NATS node logs, to show when it fails to start.
+type serverLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *serverLog) logf(level, format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(&l.buf, level+" "+format+"\n", v...)
+}
+func (l *serverLog) Noticef(format string, v ...any) { l.logf("INF", format, v...) }
+func (l *serverLog) Warnf(format string, v ...any)   { l.logf("WRN", format, v...) }
+func (l *serverLog) Fatalf(format string, v ...any)  { l.logf("FTL", format, v...) }
+func (l *serverLog) Errorf(format string, v ...any)  { l.logf("ERR", format, v...) }
+func (l *serverLog) Debugf(string, ...any)           {}
+func (l *serverLog) Tracef(string, ...any)           {}
+func (l *serverLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 func (c *cluster) start(t *testing.T, i int) {
@@ -49,16 +72,19 @@ func (c *cluster) start(t *testing.T, i int) {
 	o := &server.Options{ServerName: fmt.Sprint(c.name, i+1), Host: "127.0.0.1", Port: c.clientPorts[i], JetStream: true, StoreDir: t.TempDir(),
 		NoSigs: true, NoLog: true, Routes: server.RoutesFromStr(strings.Join(routes, ","))}
 	o.Cluster.Name, o.Cluster.Host, o.Cluster.Port = c.name, "127.0.0.1", c.routePorts[i]
+	o.NoLog = false
 	s, err := server.NewServer(o)
 	if err != nil {
 		t.Error(err)
 		return
 	}
+	logs := &serverLog{}
+	s.SetLoggerV2(logs, false, false, false)
 	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Errorf("node %d did not start", i+1)
-	}
 	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(30 * time.Second) {
+		t.Errorf("node %d did not start within 30s (client port %d, route port %d); it logged:\n%s", i+1, c.clientPorts[i], c.routePorts[i], logs)
+	}
 }
 
 func (c *cluster) open(ctx context.Context, wait time.Duration) (*bus.Bus, error) {

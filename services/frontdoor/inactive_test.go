@@ -3,7 +3,7 @@ package frontdoor
 import (
 	"context"
 	"errors"
-	"net"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,6 +12,7 @@ import (
 
 	"flatbed.dev/events"
 	"flatbed.dev/events/bus"
+	"flatbed.dev/events/porttest"
 )
 
 func withInactiveThreshold(t *testing.T, d time.Duration) {
@@ -98,9 +99,11 @@ func TestNotifyConsumerOutlivesTheThresholdWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ns.Shutdown()
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	rc := &receiver{addr: ln.Addr().String(), got: map[string]int{}}
-	ln.Close() // down
+	port, err := porttest.Free() // it comes up later: nobody else may take it meanwhile
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &receiver{addr: fmt.Sprintf("127.0.0.1:%d", port), got: map[string]int{}} // down: connections are refused
 	r := runNotifier(t, ns, "http://"+rc.addr+"/hook", false)
 	id := result(t, r.b, "w1", false)
 	time.Sleep(4 * time.Second) // four thresholds of a receiver refusing

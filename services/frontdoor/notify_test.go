@@ -2,6 +2,7 @@ package frontdoor
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"flatbed.dev/events"
 	"flatbed.dev/events/bus"
+	"flatbed.dev/events/porttest"
 )
 
 // receiver is a webhook receiver on a fixed loopback address that can be down: it records
@@ -135,9 +137,11 @@ func TestNotifyWebhookSurvivesOutagesAndRestarts(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { ns.Shutdown() }()
-			ln, _ := net.Listen("tcp", "127.0.0.1:0")
-			rc := &receiver{addr: ln.Addr().String(), got: map[string]int{}}
-			ln.Close() // down: connections are refused
+			port, err := porttest.Free() // it comes up later: nobody else may take it meanwhile
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc := &receiver{addr: fmt.Sprintf("127.0.0.1:%d", port), got: map[string]int{}} // down: connections are refused
 			url := "http://" + rc.addr + "/hook"
 
 			r := runNotifier(t, ns, url, binary)
