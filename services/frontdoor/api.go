@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -291,7 +292,9 @@ func (s *Service) check(ctx context.Context, req WishRequest) (*Wish, imageref.R
 	if rev, err := get(ctx, s.rec.wishes, w.ID, &old); err != nil {
 		return nil, ref, err
 	} else if rev != 0 {
-		return nil, ref, refuse(http.StatusConflict, "duplicate", "%s is wished already for %s (wish %s); delete it first to change it", ref, req.CvmfsRepo, w.ID)
+		if _, err := s.unfinished(ctx, w); err != nil {
+			return nil, ref, err
+		} // recorded but never published: this request finishes it
 	}
 	if err := s.reachable(ctx, ref); err != nil {
 		return nil, ref, refuse(http.StatusUnprocessableEntity, "unreachable", "the manifest of %s cannot be read: %v", imageref.Redact(ref.String()), err)
@@ -374,7 +377,7 @@ func (s *Service) createWish(w http.ResponseWriter, r *http.Request) {
 		wish.Submission = newSubmission(wish.ID)
 		err = put(r.Context(), s.rec.wishes, wish.ID, wish, 0)
 		if errors.Is(err, errConflict) {
-			err = refuse(http.StatusConflict, "duplicate", "%s is wished already for %s (wish %s)", wish.Image, wish.CvmfsRepo, wish.ID)
+			wish, err = s.unfinished(r.Context(), wish)
 		}
 	}
 	if err == nil {
@@ -386,6 +389,52 @@ func (s *Service) createWish(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Log.Info("wish added", "wish", wish.ID, "image", imageref.Redact(wish.Image), "cvmfs_repo", wish.CvmfsRepo)
 	writeJSON(w, http.StatusCreated, WishView{Wish: *wish})
+}
+
+// unfinished is the recorded wish of the same id as w when it asks for the same as w and was
+// never published: its publish failed (a NATS hiccup answered 503, "try again") and this is
+// the client trying again, which finishes it rather than being told it is a duplicate. Any
+// other recorded wish makes w a duplicate.
+func (s *Service) unfinished(ctx context.Context, w *Wish) (*Wish, error) {
+	var cur Wish
+	rev, err := get(ctx, s.rec.wishes, w.ID, &cur)
+	if err != nil {
+		return nil, err
+	}
+	if rev != 0 && !cur.Published && cur.Image == w.Image && cur.CvmfsRepo == w.CvmfsRepo && cur.ThinImage == w.ThinImage &&
+		cur.User == w.User && reflect.DeepEqual(cur.WishOptions, w.WishOptions) {
+		return &cur, nil
+	}
+	return nil, refuse(http.StatusConflict, "duplicate", "%s is wished already for %s (wish %s); delete it first to change it", imageref.Redact(w.Image), w.CvmfsRepo, w.ID)
+}
+
+// PublishEvery is how often Serve publishes the wishes recorded but never published (their
+// publish failed and nobody tried again), once they are UnpublishedAge old.
+var (
+	PublishEvery   = time.Minute
+	UnpublishedAge = 10 * time.Second
+)
+
+// publishUnpublished publishes every recorded wish whose publish failed at least
+// UnpublishedAge ago. A wish being added right now is left to its request (were it published
+// twice, its submission id makes the second a duplicate JetStream drops).
+func (s *Service) publishUnpublished(ctx context.Context) (int, error) {
+	wishes, err := list[Wish](ctx, s.rec.wishes)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, w := range wishes {
+		if w.Published || time.Since(w.UpdatedAt) < UnpublishedAge {
+			continue
+		}
+		if err := s.publish(ctx, &w); err != nil {
+			return n, fmt.Errorf("publishing wish %s (%s): %w", w.ID, imageref.Redact(w.Image), err)
+		}
+		s.Log.Info("published a wish whose publish had failed", "wish", w.ID, "image", imageref.Redact(w.Image))
+		n++
+	}
+	return n, nil
 }
 
 // fail answers a refused wish with its status, and anything else as the server's fault.

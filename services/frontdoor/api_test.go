@@ -1,9 +1,15 @@
 package frontdoor
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"flatbed.dev/events"
 )
 
 // A wish added through the API is validated, published as wish.submitted and kept in
@@ -111,5 +117,87 @@ func TestAddWishRefusals(t *testing.T) {
 	}
 	if n := storedSubjects(t, d)["flatbed.wish.submitted"]; n != 1 {
 		t.Errorf("%d wish.submitted published, want 1 (only the accepted wish)", n)
+	}
+}
+
+// failingPublisher fails the first n publishes, as a NATS server that is away does.
+type failingPublisher struct {
+	events.Publisher
+	mu sync.Mutex
+	n  int
+}
+
+func (p *failingPublisher) Publish(ctx context.Context, env *events.Envelope) error {
+	p.mu.Lock()
+	fail := p.n > 0
+	p.n--
+	p.mu.Unlock()
+	if fail {
+		return errors.New("nats: no response from stream")
+	}
+	return p.Publisher.Publish(ctx, env)
+}
+
+// A wish recorded whose publish failed (the client was told 503, "try again") is not lost:
+// the client's retry publishes it instead of being refused as a duplicate, and one nobody
+// retries is published by the front door's sweep. Each is published once.
+func TestWishWhosePublishFailedIsPublished(t *testing.T) {
+	reg := testRegistry(t, "apps/web:1", "apps/api:1")
+	var pub *failingPublisher
+	d := openDoor(t, t.TempDir(), func(s *Service) {
+		pub = &failingPublisher{Publisher: s.Bus, n: 1}
+		s.Bus = pub
+	})
+	req := WishRequest{Image: "http://" + reg + "/apps/web:1", CvmfsRepo: "unpacked.example.org", SkipThin: true}
+	if code, raw := d.call(t, "POST", "/api/v1/wishes", testToken, req, nil); code != http.StatusServiceUnavailable {
+		t.Fatalf("POST while publishing fails: %d %s, want 503", code, raw)
+	}
+	var created WishView
+	if code, raw := d.call(t, "POST", "/api/v1/wishes", testToken, req, &created); code != http.StatusCreated || !created.Published {
+		t.Fatalf("the client's retry: %d %s, want 201 and the wish published", code, raw)
+	}
+	if code, raw := d.call(t, "POST", "/api/v1/wishes", testToken, req, nil); code != http.StatusConflict {
+		t.Errorf("a third POST of a published wish: %d %s, want 409", code, raw)
+	}
+	other := req
+	other.MultiArch = true
+	other.Image = "http://" + reg + "/apps/api:1"
+	pub.mu.Lock()
+	pub.n = 1
+	pub.mu.Unlock()
+	if code, raw := d.call(t, "POST", "/api/v1/wishes", testToken, other, nil); code != http.StatusServiceUnavailable {
+		t.Fatalf("POST while publishing fails: %d %s, want 503", code, raw)
+	}
+	different := other
+	different.MultiArch = false
+	if code, raw := d.call(t, "POST", "/api/v1/wishes", testToken, different, nil); code != http.StatusConflict {
+		t.Errorf("a retry asking for something else than the recorded wish: %d %s, want 409", code, raw)
+	}
+	if n := storedSubjects(t, d)["flatbed.wish.submitted"]; n != 1 {
+		t.Fatalf("%d wish.submitted before the sweep, want 1", n)
+	}
+
+	// Nobody retries the second: the sweep publishes it once it is old enough.
+	defer func(age time.Duration) { UnpublishedAge = age }(UnpublishedAge)
+	UnpublishedAge = time.Hour
+	if n, err := d.s.publishUnpublished(context.Background()); err != nil || n != 0 {
+		t.Errorf("sweep of a wish younger than UnpublishedAge: %d published, %v; want none", n, err)
+	}
+	UnpublishedAge = 0
+	if n, err := d.s.publishUnpublished(context.Background()); err != nil || n != 1 {
+		t.Errorf("sweep: %d published, %v; want 1", n, err)
+	}
+	if n, err := d.s.publishUnpublished(context.Background()); err != nil || n != 0 {
+		t.Errorf("second sweep: %d published, %v; want none", n, err)
+	}
+	if n := storedSubjects(t, d)["flatbed.wish.submitted"]; n != 2 {
+		t.Errorf("%d wish.submitted after the sweep, want 2", n)
+	}
+	var wl WishList
+	d.call(t, "GET", "/api/v1/wishes", testToken, nil, &wl)
+	for _, w := range wl.Wishes {
+		if !w.Published {
+			t.Errorf("wish %s still unpublished", w.Image)
+		}
 	}
 }

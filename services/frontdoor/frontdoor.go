@@ -95,6 +95,18 @@ func (s *Service) Register(ctx context.Context, b *bus.Bus) error {
 func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
+		for {
+			if _, err := s.publishUnpublished(ctx); err != nil && ctx.Err() == nil {
+				s.Log.Warn("publishing the wishes whose publish had failed; trying again later", "in", PublishEvery, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(PublishEvery):
+			}
+		}
+	}()
+	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
