@@ -17,7 +17,6 @@ import (
 
 	"flatbed.dev/e2e/faultproxy"
 	"flatbed.dev/e2e/harness"
-	"flatbed.dev/pkg/imagegen"
 	n "flatbed.dev/pkg/notification"
 	"flatbed.dev/pkg/store"
 )
@@ -454,12 +453,7 @@ func TestCVMFSMountlessConversion(t *testing.T) {
 // it ends, after a second's work), never the other way round.
 func TestCVMFSMultiArchAnnouncedAfterPublish(t *testing.T) {
 	reg := harness.StartRegistry(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	good := imagegen.MultiArch(false)
-	if err := imagegen.PushIndex(ctx, reg.Host, good); err != nil {
-		t.Fatal(err)
-	}
+	good := pushMultiArch(t, reg.Host)
 	storeRoot := t.TempDir()
 	t.Cleanup(func() { store.RemoveAll(storeRoot) })
 	repo := filepath.Join(storeRoot, mpRepo)

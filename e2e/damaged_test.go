@@ -2,20 +2,17 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"flatbed.dev/e2e/harness"
-	"flatbed.dev/pkg/imagegen"
 	"flatbed.dev/pkg/store"
 )
 
@@ -241,12 +238,7 @@ func TestEachDamageFoundByVerifyAndMendedTwice(t *testing.T) {
 // that platform's tree again, and the next run is "already converted" from one HEAD again.
 func TestMultiArchDamageMendedByARerun(t *testing.T) {
 	reg := harness.StartRegistry(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	good := imagegen.MultiArch(false)
-	if err := imagegen.PushIndex(ctx, reg.Host, good); err != nil {
-		t.Fatal(err)
-	}
+	good := pushMultiArch(t, reg.Host)
 	pub := reg.Host + "/" + good.Ref()
 	storeRoot := t.TempDir()
 	t.Cleanup(func() { store.RemoveAll(storeRoot) })

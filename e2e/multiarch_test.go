@@ -282,3 +282,15 @@ func TestMultiArchConversion(t *testing.T) {
 		}
 	})
 }
+
+// pushMultiArch pushes imagegen's well-formed two-platform index to the registry at host.
+func pushMultiArch(t *testing.T, host string) imagegen.IndexNamed {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	good := imagegen.MultiArch(false)
+	if err := imagegen.PushIndex(ctx, host, good); err != nil {
+		t.Fatal(err)
+	}
+	return good
+}
